@@ -1,0 +1,329 @@
+"""Stage 1: media -> frames.
+
+Reads images (JPEG, PNG, WebP, BMP) and videos (MP4, AVI, MOV, MKV, WebM) into 8-bit RGB frames.
+Videos are sampled at ``num_frames`` indices spread evenly over the whole clip. Short gaps between
+sampled frames are decoded straight through (seeking once per frame in H.264 costs ~10x more),
+long gaps are crossed with one keyframe seek, so an hour-long file costs about as much as a short one.
+
+Every failure (missing, empty, truncated, corrupt, non-media, absurdly large) raises
+:class:`fakelens.errors.MediaError` naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from fakelens.errors import MediaError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm"})
+
+#: Largest frame accepted, in pixels: 8K UHD (7680 x 4320).
+MAX_FRAME_PIXELS = 7680 * 4320
+#: Largest still image accepted, in pixels (about 8K x 8K); bigger files are refused before decoding.
+MAX_IMAGE_PIXELS = 8192 * 8192
+#: Videos longer than this (seconds) are sampled over their first ``MAX_DURATION`` seconds only.
+MAX_DURATION = 2 * 60 * 60
+#: A gap of more than this many frames between two sampled frames is crossed by a keyframe seek.
+SEEK_GAP = 250
+
+
+@dataclass
+class Frame:
+    """One decoded frame: ``image`` is an (H, W, 3) uint8 RGB array."""
+
+    index: int
+    timestamp: float
+    image: np.ndarray = field(repr=False)
+
+
+@dataclass
+class VideoInfo:
+    """What the container says about a video stream, checked and filled in where it is silent."""
+
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+    duration: float
+    rotation: int = 0
+
+
+def media_kind(path: str | Path) -> str:
+    """Return ``"image"`` or ``"video"`` from the file suffix; raise :class:`MediaError` otherwise."""
+    suffix = Path(path).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    supported = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+    raise MediaError(path, f"unsupported file type {suffix or '(none)'!r}; supported: {supported}")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "file not found")
+    if not path.is_file():
+        raise MediaError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "file is empty")
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _to_rgb8(image: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode (grayscale, palette, alpha, 16/32-bit) to (H, W, 3) uint8 RGB."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image).astype(np.float64)
+        # 16-bit files use the full 0..65535 range; 32-bit 'I' files from 16-bit PNGs do too.
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        gray = np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Composite on white, as a browser shows a transparent PNG, rather than dropping alpha.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB with its EXIF orientation applied."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise MediaError(
+                    path,
+                    f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the "
+                    f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP limit; downscale it first",
+                )
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return _to_rgb8(image)
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise MediaError(path, f"image is too large to decode safely ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise MediaError(path, f"not a readable image ({exc})") from None
+
+
+# --------------------------------------------------------------------------- videos
+
+
+def _open_container(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(path, f"not a readable video ({exc})") from None
+    if not container.streams.video:
+        container.close()
+        raise MediaError(path, "the file has no video stream")
+    return container
+
+
+def _count_packets(path: Path) -> int:
+    """Count video packets without decoding: the exact frame count when the container has no index."""
+    import av
+
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    except av.FFmpegError as exc:
+        raise MediaError(path, f"the video is corrupt ({exc})") from None
+    finally:
+        container.close()
+
+
+def _rotation(stream) -> int:
+    """Display rotation in degrees from the legacy 'rotate' tag; frames carry the display matrix's own."""
+    tag = (stream.metadata or {}).get("rotate")
+    try:
+        return int(float(tag)) % 360 if tag is not None else 0
+    except ValueError:
+        return 0
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Read a video's size, frame rate, frame count, duration and rotation without decoding frames."""
+    path = Path(path)
+    _check_file(path)
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        width = stream.codec_context.width
+        height = stream.codec_context.height
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else 0.0
+        duration = 0.0
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        frame_count = int(stream.frames or 0)
+        rotation = _rotation(stream)
+    finally:
+        container.close()
+    if not width or not height:
+        raise MediaError(path, "the video stream has no frame size (corrupt header?)")
+    if width * height > MAX_FRAME_PIXELS:
+        raise MediaError(path, f"frames are {width}x{height}, above the 8K (7680x4320) limit")
+    if frame_count <= 0:
+        frame_count = _count_packets(path)
+    if frame_count <= 0:
+        raise MediaError(path, "the video has no frames")
+    if fps <= 0:
+        fps = frame_count / duration if duration > 0 else 25.0
+    if duration <= 0:
+        duration = frame_count / fps
+    return VideoInfo(width, height, fps, frame_count, duration, rotation)
+
+
+def sample_indices(frame_count: int, num_frames: int) -> list[int]:
+    """``num_frames`` frame indices spread evenly over ``frame_count`` frames (fewer if the clip is shorter)."""
+    if num_frames <= 0:
+        raise ValueError("num_frames must be positive")
+    if frame_count <= num_frames:
+        return list(range(frame_count))
+    # Centre each sample in its segment, so the first and last frames (often black or faded) are avoided.
+    step = frame_count / num_frames
+    return sorted({min(frame_count - 1, int(step * (i + 0.5))) for i in range(num_frames)})
+
+
+def _apply_rotation(image: np.ndarray, rotation: int) -> np.ndarray:
+    # The display matrix angle is counter-clockwise in FFmpeg's convention; np.rot90 is counter-clockwise too.
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def read_video(
+    path: str | Path,
+    num_frames: int = 32,
+    max_duration: float = MAX_DURATION,
+    info: VideoInfo | None = None,
+) -> list[Frame]:
+    """Decode ``num_frames`` frames spread evenly over a video, each with its index and timestamp.
+
+    Parameters
+    ----------
+    path : video file.
+    num_frames : frames to sample (default 32, as DeepfakeBench and the DFDC winner use).
+    max_duration : only the first ``max_duration`` seconds of longer videos are sampled (default 2 h),
+        with a warning, so an hours-long file never costs hours.
+    info : a :class:`VideoInfo` from :func:`probe_video`, to avoid probing twice.
+    """
+    import av
+
+    path = Path(path)
+    info = info or probe_video(path)
+    usable = info.frame_count
+    if info.duration > max_duration:
+        usable = max(1, int(max_duration * info.fps))
+        log.warning(
+            "%s lasts %.0f s; sampling only its first %.0f s", path.name, info.duration, max_duration
+        )
+    wanted = sample_indices(usable, num_frames)
+    frames: list[Frame] = []
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        time_base = stream.time_base or Fraction(1, 1)
+        start_pts = stream.start_time or 0
+        frame_period = 1.0 / info.fps
+        position = -1  # index of the last decoded frame
+        target_iter = iter(wanted)
+        target = next(target_iter)
+        decoder = container.decode(stream)
+        while target is not None:
+            if target - position > SEEK_GAP:
+                # Jump close to the target, then decode forward; a keyframe seek lands at or before it.
+                seek_seconds = target * frame_period
+                container.seek(int(start_pts + seek_seconds / time_base), stream=stream, backward=True)
+                decoder = container.decode(stream)
+                position = None  # unknown until the first frame after the seek
+            try:
+                frame = next(decoder)
+            except StopIteration:
+                break
+            if frame.pts is not None:
+                seconds = float((frame.pts - start_pts) * time_base)
+                index = int(round(seconds * info.fps))
+            else:
+                seconds = ((position or 0) + 1) * frame_period
+                index = (position or 0) + 1
+            if position is not None and index <= position:
+                index = position + 1  # timestamps that do not advance: count frames instead
+            position = index
+            while target is not None and index > target and frames and frames[-1].index >= target:
+                target = next(target_iter, None)
+            if target is not None and index >= target:
+                image = frame.to_ndarray(format="rgb24")
+                rotation = int(getattr(frame, "rotation", 0) or info.rotation)
+                frames.append(Frame(index, round(seconds, 4), _apply_rotation(image, rotation)))
+                target = next(target_iter, None)
+                while target is not None and target <= index:
+                    target = next(target_iter, None)
+    except av.FFmpegError as exc:
+        if not frames:
+            raise MediaError(path, f"the video is corrupt ({exc})") from None
+        log.warning("%s: decoding stopped early (%s); kept %d frames", path.name, exc, len(frames))
+    finally:
+        container.close()
+    if not frames:
+        raise MediaError(path, "no frame could be decoded (truncated or corrupt video)")
+    if len(frames) < len(wanted):
+        log.info("%s: decoded %d of %d sampled frames", path.name, len(frames), len(wanted))
+    return frames
+
+
+def load_frames(path: str | Path, num_frames: int = 32) -> list[Frame]:
+    """Frames of any supported file: one frame (index 0, time 0) for an image, a sample for a video."""
+    kind = media_kind(path)
+    if kind == "image":
+        return [Frame(0, 0.0, read_image(path))]
+    return read_video(path, num_frames=num_frames)
+
+
+def frames_from_array(image: np.ndarray) -> list[Frame]:
+    """Wrap an in-memory (H, W, 3) uint8 RGB image as a single frame, checking shape and size."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise MediaError(None, f"expected an (H, W, 3) RGB array, got shape {array.shape}")
+    if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
+        raise MediaError(None, f"image of {array.shape[1]}x{array.shape[0]} is above the size limit")
+    if array.dtype != np.uint8:
+        raise MediaError(None, f"expected a uint8 array, got {array.dtype}")
+    return [Frame(0, 0.0, np.ascontiguousarray(array[..., :3]))]
+
+
+__all__ = [
+    "Frame",
+    "VideoInfo",
+    "IMAGE_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "media_kind",
+    "read_image",
+    "probe_video",
+    "read_video",
+    "sample_indices",
+    "load_frames",
+    "frames_from_array",
+]
