@@ -1,0 +1,5 @@
+import sys
+
+from fakelens.cli import main
+
+sys.exit(main())
