@@ -12,6 +12,7 @@ Every failure (missing, empty, truncated, corrupt, non-media, absurdly large) ra
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -101,7 +102,11 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     _check_file(path)
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # We enforce our own, clearer pixel limit below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise MediaError(
@@ -151,10 +156,13 @@ def _count_packets(path: Path) -> int:
 
 
 def _rotation(stream) -> int:
-    """Display rotation in degrees from the legacy 'rotate' tag; frames carry the display matrix's own."""
+    """Counter-clockwise display rotation from the legacy 'rotate' tag (which counts clockwise).
+
+    Frames decoded by FFmpeg carry the display matrix's own angle (``frame.rotation``), which wins.
+    """
     tag = (stream.metadata or {}).get("rotate")
     try:
-        return int(float(tag)) % 360 if tag is not None else 0
+        return int(-float(tag)) % 360 if tag is not None else 0
     except ValueError:
         return 0
 
@@ -206,7 +214,7 @@ def sample_indices(frame_count: int, num_frames: int) -> list[int]:
 
 
 def _apply_rotation(image: np.ndarray, rotation: int) -> np.ndarray:
-    # The display matrix angle is counter-clockwise in FFmpeg's convention; np.rot90 is counter-clockwise too.
+    # Both FFmpeg's display-matrix angle and np.rot90 turn counter-clockwise.
     turns = (rotation // 90) % 4
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
@@ -247,38 +255,36 @@ def read_video(
         start_pts = stream.start_time or 0
         frame_period = 1.0 / info.fps
         position = -1  # index of the last decoded frame
-        target_iter = iter(wanted)
-        target = next(target_iter)
+        seeked_for = None  # the target of the last seek, so a long GOP never seeks twice
+        targets = iter(wanted)
+        target = next(targets)
         decoder = container.decode(stream)
         while target is not None:
-            if target - position > SEEK_GAP:
+            if target - position > SEEK_GAP and seeked_for != target:
                 # Jump close to the target, then decode forward; a keyframe seek lands at or before it.
-                seek_seconds = target * frame_period
-                container.seek(int(start_pts + seek_seconds / time_base), stream=stream, backward=True)
+                offset = int(target * frame_period / time_base)
+                container.seek(start_pts + offset, stream=stream, backward=True)
                 decoder = container.decode(stream)
-                position = None  # unknown until the first frame after the seek
+                seeked_for = target
+                position = -1
             try:
                 frame = next(decoder)
             except StopIteration:
                 break
             if frame.pts is not None:
                 seconds = float((frame.pts - start_pts) * time_base)
-                index = int(round(seconds * info.fps))
-            else:
-                seconds = ((position or 0) + 1) * frame_period
-                index = (position or 0) + 1
-            if position is not None and index <= position:
-                index = position + 1  # timestamps that do not advance: count frames instead
+                index = max(int(round(seconds * info.fps)), position + 1)
+            else:  # no timestamps: count frames
+                index = position + 1
+                seconds = index * frame_period
             position = index
-            while target is not None and index > target and frames and frames[-1].index >= target:
-                target = next(target_iter, None)
-            if target is not None and index >= target:
+            if index >= target:
+                # Variable frame rate can step over a target: the first frame at or after it stands in.
                 image = frame.to_ndarray(format="rgb24")
                 rotation = int(getattr(frame, "rotation", 0) or info.rotation)
                 frames.append(Frame(index, round(seconds, 4), _apply_rotation(image, rotation)))
-                target = next(target_iter, None)
                 while target is not None and target <= index:
-                    target = next(target_iter, None)
+                    target = next(targets, None)
     except av.FFmpegError as exc:
         if not frames:
             raise MediaError(path, f"the video is corrupt ({exc})") from None

@@ -1,0 +1,290 @@
+"""Stage 3: faces -> crops.
+
+Each detected face becomes a square 224x224 crop around its box, enlarged by a margin (default 0.3
+of the box side, as DeepfakeBench's 1.3x scale), optionally aligned on its 5 landmarks with a
+similarity transform. Faces are either reduced to the largest per frame, or linked into tracks
+across the sampled frames by box overlap, so that a video with two people yields two tracks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import cv2
+import numpy as np
+
+from fakelens.media import Frame, load_frames
+
+if TYPE_CHECKING:  # pragma: no cover
+    from fakelens.mtcnn import MTCNN, Face
+
+log = logging.getLogger(__name__)
+
+#: ArcFace's 5-point template for a 112x112 face (eyes, nose, mouth corners), the field's usual target.
+ARCFACE_TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+
+
+@dataclass
+class FaceCrop:
+    """One face in one frame: where it was found and its 224x224 crop.
+
+    ``box`` is the detector's box and ``crop_box`` the square region the crop shows (both x1, y1, x2, y2
+    in frame pixels; ``crop_box`` may reach past the frame, where the crop is black). ``landmarks`` are
+    in frame pixels, ``crop_landmarks`` in crop pixels.
+    """
+
+    frame_index: int
+    timestamp: float
+    track: int
+    box: tuple[float, float, float, float]
+    prob: float
+    landmarks: tuple[tuple[float, float], ...]
+    crop_box: tuple[float, float, float, float]
+    crop_landmarks: tuple[tuple[float, float], ...]
+    image: np.ndarray = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (the crop pixels are left out)."""
+        return {
+            "frame_index": self.frame_index,
+            "timestamp": self.timestamp,
+            "track": self.track,
+            "box": [round(float(v), 2) for v in self.box],
+            "prob": round(float(self.prob), 5),
+            "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+            "crop_box": [round(float(v), 2) for v in self.crop_box],
+            "crop_landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.crop_landmarks],
+        }
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def square_box(box: Sequence[float], margin: float = 0.3) -> tuple[float, float, float, float]:
+    """The square centred on ``box`` whose side is the box's longer side times (1 + ``margin``)."""
+    x1, y1, x2, y2 = box
+    side = max(x2 - x1, y2 - y1) * (1.0 + margin)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
+    return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+
+
+def _box_transform(box: Sequence[float], size: int) -> np.ndarray:
+    """2x3 affine matrix mapping the square ``box`` onto a ``size`` x ``size`` crop."""
+    x1, y1, x2, y2 = box
+    scale = size / (x2 - x1)
+    return np.array([[scale, 0.0, -x1 * scale], [0.0, scale, -y1 * scale]], dtype=np.float64)
+
+
+def _alignment_transform(landmarks: np.ndarray, size: int, margin: float) -> np.ndarray:
+    """Similarity transform taking the 5 landmarks onto the ArcFace template, widened by ``margin``."""
+    template = (ARCFACE_TEMPLATE_112 / 112.0 - 0.5) / (1.0 + margin) + 0.5
+    matrix, _ = cv2.estimateAffinePartial2D(landmarks, template * size, method=cv2.LMEDS)
+    return matrix
+
+
+def crop_face(
+    image: np.ndarray,
+    face: "Face",
+    size: int = 224,
+    margin: float = 0.3,
+    align: bool = False,
+) -> tuple[np.ndarray, tuple[float, float, float, float], np.ndarray]:
+    """Crop one face from an RGB frame.
+
+    Returns the (size, size, 3) uint8 crop, the square crop box in frame pixels and the 2x3 matrix
+    that maps frame pixels to crop pixels. With ``align=True`` the crop is rotated and scaled so the
+    landmarks sit on a fixed template; when landmarks are degenerate it falls back to the box crop.
+    """
+    box = square_box(face.box, margin)
+    matrix = None
+    if align:
+        matrix = _alignment_transform(np.asarray(face.landmarks, dtype=np.float64), size, margin)
+    if matrix is None:
+        matrix = _box_transform(box, size)
+    crop = cv2.warpAffine(
+        image,
+        matrix,
+        (size, size),
+        flags=cv2.INTER_AREA if matrix[0, 0] < 1.0 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+    return crop, box, matrix
+
+
+def link_tracks(
+    faces_per_frame: Sequence[Sequence["Face"]],
+    min_iou: float = 0.2,
+    min_track_fraction: float = 0.25,
+) -> list[list[int]]:
+    """Assign a track id to every face, linking faces across frames by box overlap.
+
+    A face joins the track whose last box overlaps it most (IoU >= ``min_iou``) or, because sampled
+    frames can be far apart, whose last box centre lies within half a box side. Tracks seen in fewer
+    than ``min_track_fraction`` of the frames that the longest track spans are dropped (id -1):
+    they are almost always spurious detections. Track ids are renumbered 0, 1, ... by first appearance.
+    """
+    last_boxes: list[Sequence[float]] = []
+    lengths: list[int] = []
+    assigned: list[list[int]] = []
+    for faces in faces_per_frame:
+        ids = [-1] * len(faces)
+        free = set(range(len(last_boxes)))
+        order = sorted(range(len(faces)), key=lambda i: -faces[i].prob)
+        for i in order:
+            box = faces[i].box
+            best, best_score = -1, 0.0
+            for track in free:
+                score = box_iou(box, last_boxes[track])
+                if score < min_iou and _centre_close(box, last_boxes[track]):
+                    score = min_iou  # near enough to continue the track
+                if score >= min_iou and score > best_score:
+                    best, best_score = track, score
+            if best < 0:
+                last_boxes.append(box)
+                lengths.append(0)
+                best = len(last_boxes) - 1
+            else:
+                free.discard(best)
+                last_boxes[best] = box
+            lengths[best] += 1
+            ids[i] = best
+        assigned.append(ids)
+    longest = max(lengths, default=0)
+    kept = [t for t, n in enumerate(lengths) if n >= max(1.0, min_track_fraction * longest)]
+    renumber = {old: new for new, old in enumerate(kept)}
+    return [[renumber.get(t, -1) for t in ids] for ids in assigned]
+
+
+def _centre_close(a: Sequence[float], b: Sequence[float]) -> bool:
+    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+    dx = (a[0] + a[2] - b[0] - b[2]) / 2.0
+    dy = (a[1] + a[3] - b[1] - b[3]) / 2.0
+    return (dx * dx + dy * dy) ** 0.5 < 0.5 * side
+
+
+def _transform_points(points: Iterable[Sequence[float]], matrix: np.ndarray) -> tuple[tuple[float, float], ...]:
+    array = np.asarray(list(points), dtype=np.float64).reshape(-1, 2)
+    mapped = array @ matrix[:, :2].T + matrix[:, 2]
+    return tuple((float(x), float(y)) for x, y in mapped)
+
+
+class FaceExtractor:
+    """Frames -> face crops: detect with MTCNN on a batch of frames, link tracks, crop.
+
+    Parameters
+    ----------
+    detector : an :class:`fakelens.mtcnn.MTCNN`; default ``MTCNN()`` with its own defaults.
+    num_frames : frames sampled from a video (default 32). Images are one frame.
+    keep : ``"largest"`` keeps the largest face per frame (track 0); ``"all"`` keeps every face,
+        linked into tracks (default ``"largest"``).
+    size : crop side in pixels (default 224).
+    margin : extra context around the face box, as a fraction of its side (default 0.3).
+    align : rotate and scale each crop so the 5 landmarks sit on a fixed template (default False).
+    batch_size : frames given to the detector per call (default 8); smaller uses less memory.
+    """
+
+    def __init__(
+        self,
+        detector: "MTCNN | None" = None,
+        num_frames: int = 32,
+        keep: str = "largest",
+        size: int = 224,
+        margin: float = 0.3,
+        align: bool = False,
+        batch_size: int = 8,
+    ):
+        if keep not in ("largest", "all"):
+            raise ValueError("keep must be 'largest' or 'all'")
+        if detector is None:
+            from fakelens.mtcnn import MTCNN
+
+            detector = MTCNN()
+        self.detector = detector
+        self.num_frames = num_frames
+        self.keep = keep
+        self.size = size
+        self.margin = margin
+        self.align = align
+        self.batch_size = batch_size
+
+    def detect(self, frames: Sequence[Frame], progress: bool = False) -> list[list["Face"]]:
+        """Faces in each frame, from batched detector calls."""
+        from tqdm.auto import tqdm
+
+        faces: list[list["Face"]] = []
+        bar = tqdm(total=len(frames), desc="finding faces", unit="frame", disable=not progress, leave=False)
+        for start in range(0, len(frames), self.batch_size):
+            batch = [f.image for f in frames[start : start + self.batch_size]]
+            faces.extend(self.detector.detect(batch))
+            bar.update(len(batch))
+        bar.close()
+        return faces
+
+    def extract_frames(self, frames: Sequence[Frame], progress: bool = False) -> list[FaceCrop]:
+        """Face crops of already-decoded frames, in frame order then track order."""
+        faces_per_frame = self.detect(frames, progress=progress)
+        if self.keep == "largest":
+            faces_per_frame = [
+                [max(faces, key=lambda f: ((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), f.prob))] if faces else []
+                for faces in faces_per_frame
+            ]
+            tracks = [[0] * len(faces) for faces in faces_per_frame]
+        else:
+            tracks = link_tracks(faces_per_frame)
+        crops: list[FaceCrop] = []
+        for frame, faces, ids in zip(frames, faces_per_frame, tracks):
+            for face, track in sorted(zip(faces, ids), key=lambda pair: pair[1]):
+                if track < 0:
+                    continue
+                image, box, matrix = crop_face(frame.image, face, self.size, self.margin, self.align)
+                crops.append(
+                    FaceCrop(
+                        frame_index=frame.index,
+                        timestamp=frame.timestamp,
+                        track=track,
+                        box=tuple(float(v) for v in face.box),
+                        prob=float(face.prob),
+                        landmarks=tuple((float(x), float(y)) for x, y in face.landmarks),
+                        crop_box=box,
+                        crop_landmarks=_transform_points(face.landmarks, matrix),
+                        image=image,
+                    )
+                )
+        return crops
+
+    def extract(self, path: str | Path, progress: bool = False) -> list[FaceCrop]:
+        """Face crops of an image or of ``num_frames`` frames sampled from a video ([] when no face)."""
+        frames = load_frames(path, num_frames=self.num_frames)
+        return self.extract_frames(frames, progress=progress)
+
+
+def write_crops(crops: Sequence[FaceCrop], out_dir: str | Path, stem: str, quality: int = 95) -> list[Path]:
+    """Write crops as ``<stem>_f<frame>_t<track>.jpg`` under ``out_dir`` atomically; return their paths."""
+    import os
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for crop in crops:
+        path = out_dir / f"{stem}_f{crop.frame_index:06d}_t{crop.track}.jpg"
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise OSError(f"could not encode {path}")
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data.tobytes())
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
