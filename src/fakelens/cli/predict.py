@@ -1,0 +1,79 @@
+"""``fakelens predict PATH...``: verdicts for image and video files or folders."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="REAL / FAKE verdicts for images and videos (files or folders)",
+        description="Sample frames, find faces, score them with the classifier and print a verdict per input.",
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image/video files or folders")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the bundled model)")
+    parser.add_argument("--frames", type=int, default=32, help="frames sampled per video (default 32)")
+    parser.add_argument("--threshold", type=float, default=None, help="P(fake) for a FAKE verdict (default: the model's)")
+    parser.add_argument("--aggregate", choices=["mean", "confident"], default="mean",
+                        help="how frame scores make a video score (default mean)")
+    parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
+                        help="classifier engine (default auto: ONNX Runtime on CPU when installed)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per input per line")
+    parser.add_argument("--details", action="store_true", help="with --json: add per-face scores and timings")
+    parser.set_defaults(func=run)
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files as given; folders walked recursively for supported media, in sorted order."""
+    from fakelens.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    supported = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in supported))
+        else:
+            found.append(path)
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    from fakelens.detector import Detector
+    from fakelens.errors import FakelensError
+
+    options = dict(num_frames=args.frames, threshold=args.threshold, aggregate=args.aggregate,
+                   backend=args.backend, device=args.device)
+    detector = Detector.from_checkpoint(args.checkpoint, **options) if args.checkpoint else Detector.default(**options)
+    inputs = expand(args.paths)
+    if not inputs:
+        print("fakelens: no image or video found in the given paths", file=sys.stderr)
+        return 2
+    failed = 0
+    if not args.json:
+        print(f"model: {detector.name} (threshold {detector.threshold:.3f}, {detector.classify.name})")
+        print(f"{'verdict':8} {'P(fake)':>8} {'frames':>6} {'faces':>5} {'seconds':>7}  path")
+    for path in inputs:
+        try:
+            result = detector.predict(path)
+            row = {"path": str(path), "label": result.label, "score": result.score,
+                   "frames": result.frames, "faces": result.num_faces, "error": None}
+            if args.details:
+                row["details"] = result.to_dict()
+        except FakelensError as exc:
+            failed += 1
+            row = {"path": str(path), "label": "ERROR", "score": None, "frames": 0, "faces": 0,
+                   "error": getattr(exc, "reason", str(exc))}
+            result = None
+        if args.json:
+            print(json.dumps(row), flush=True)
+        else:
+            score = "-" if row["score"] is None else f"{row['score']:.3f}"
+            seconds = f"{result.timings['total']:.2f}" if result else "-"
+            tail = f"  ({row['error']})" if row["error"] else ""
+            print(f"{row['label']:8} {score:>8} {row['frames']:>6} {row['faces']:>5} {seconds:>7}  {path}{tail}", flush=True)
+    return 1 if failed else 0

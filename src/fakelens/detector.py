@@ -1,0 +1,327 @@
+"""The whole pipeline in one call: media -> frames -> faces -> crops -> scores -> verdict.
+
+>>> from fakelens import Detector
+>>> result = Detector.default().predict("examples/fake_ffpp_NeuralTextures_004_982.mp4")
+>>> result.label, round(result.score, 2)
+
+Each face gets P(fake) from the classifier. Scores are aggregated per track (``mean`` by default,
+or the DFDC winner's ``confident`` strategy), and the verdict follows the most suspicious track:
+one swapped face in a group video makes the video FAKE.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from fakelens.errors import CheckpointError
+from fakelens.faces import FaceCrop, FaceExtractor
+from fakelens.media import Frame, frames_from_array, load_frames, media_kind
+
+log = logging.getLogger(__name__)
+
+#: The bundled default model and its checksum (checked on every load).
+DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.pt"
+DEFAULT_MODEL_SHA256 = "UNSET"
+#: Detection settings for speed on a CPU: faces in the videos people check are large, so the cascade
+#: runs on frames downscaled to 640 px (longest side) and ignores faces under 40 px.
+DEFAULT_DETECTION_SIZE = 640
+DEFAULT_MIN_FACE_SIZE = 40
+
+LABELS = ("REAL", "FAKE", "NO_FACE")
+ProgressCallback = Callable[[str, float], None]
+
+
+@dataclass
+class FaceScore:
+    """One face in one frame and its P(fake). ``crop`` and ``heatmap`` stay out of JSON."""
+
+    frame_index: int
+    timestamp: float
+    track: int
+    box: tuple[float, float, float, float]
+    detection_prob: float
+    score: float
+    crop_box: tuple[float, float, float, float]
+    crop: np.ndarray | None = field(default=None, repr=False)
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "frame_index": self.frame_index,
+            "timestamp": self.timestamp,
+            "track": self.track,
+            "box": [round(float(v), 1) for v in self.box],
+            "detection_prob": round(self.detection_prob, 4),
+            "score": round(self.score, 5),
+        }
+
+
+@dataclass
+class TrackScore:
+    """A face followed across frames, with its aggregated P(fake)."""
+
+    track: int
+    score: float
+    faces: int
+
+    def to_dict(self) -> dict:
+        return {"track": self.track, "score": round(self.score, 5), "faces": self.faces}
+
+
+@dataclass
+class Prediction:
+    """The verdict on one image or video, with everything behind it.
+
+    ``score`` is P(fake) of the most suspicious track (None when no face was found); ``label`` is
+    FAKE when ``score >= threshold``. ``confidence`` says how far the score is from the threshold,
+    from 0 (on it) to 1 (at 0 or 1). ``timings`` are seconds per stage.
+    """
+
+    source: str
+    kind: str
+    label: str
+    score: float | None
+    threshold: float
+    aggregate: str
+    confidence: float | None
+    track: int | None
+    tracks: list[TrackScore]
+    faces: list[FaceScore]
+    frames: int
+    frame_times: list[tuple[int, float]]
+    model: str
+    backend: str
+    timings: dict[str, float]
+    explain_method: str | None = None
+
+    @property
+    def num_faces(self) -> int:
+        return len(self.faces)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "label": self.label,
+            "score": None if self.score is None else round(self.score, 5),
+            "threshold": round(self.threshold, 5),
+            "aggregate": self.aggregate,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "verdict_follows": "the most suspicious track" if len(self.tracks) > 1 else "the only track",
+            "track": self.track,
+            "tracks": [t.to_dict() for t in self.tracks],
+            "frames": self.frames,
+            "faces": self.num_faces,
+            "frame_times": [[i, round(t, 3)] for i, t in self.frame_times],
+            "face_scores": [f.to_dict() for f in self.faces],
+            "model": self.model,
+            "backend": self.backend,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "explain_method": self.explain_method,
+        }
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+
+def aggregate_scores(scores: Sequence[float], method: str = "mean") -> float:
+    """One score from a track's frame scores: ``mean`` or the DFDC winner's ``confident`` strategy."""
+    from fakelens.metrics import STRATEGIES
+
+    if method not in STRATEGIES:
+        raise ValueError(f"aggregate must be one of {sorted(STRATEGIES)}")
+    return float(STRATEGIES[method](np.asarray(scores, dtype=np.float64)))
+
+
+def confidence_of(score: float, threshold: float) -> float:
+    """0 on the threshold, 1 at the far end (0 or 1) of the side the score is on."""
+    span = threshold if score < threshold else 1.0 - threshold
+    return float(min(1.0, abs(score - threshold) / span)) if span > 0 else 1.0
+
+
+class Detector:
+    """Deepfake detector: MTCNN faces + MobileNetV2 scores, for images and videos.
+
+    Parameters
+    ----------
+    model : a :class:`fakelens.model.DeepfakeClassifier` (eval mode).
+    info : the checkpoint's info (``name``, ``threshold``, ...); see :func:`fakelens.checkpoint.load_model`.
+    num_frames : frames sampled per video (default 32).
+    threshold : P(fake) at or above which the verdict is FAKE (default: the model's, chosen on validation).
+    aggregate : ``"mean"`` (default) or ``"confident"``.
+    keep : ``"all"`` faces linked into tracks (default) or only the ``"largest"`` per frame.
+    detection_size, min_face_size : MTCNN settings (defaults 640 and 40 px).
+    backend : ``"auto"`` (ONNX Runtime on CPU when installed, else PyTorch), ``"onnx"`` or ``"torch"``.
+    device : ``"cpu"``, ``"cuda"``...; default CUDA when available.
+    """
+
+    def __init__(
+        self,
+        model,
+        info: dict | None = None,
+        num_frames: int = 32,
+        threshold: float | None = None,
+        aggregate: str = "mean",
+        keep: str = "all",
+        detection_size: int | None = DEFAULT_DETECTION_SIZE,
+        min_face_size: int = DEFAULT_MIN_FACE_SIZE,
+        backend: str = "auto",
+        device: str | torch.device | None = None,
+    ):
+        from fakelens.backends import make_backend
+        from fakelens.mtcnn import MTCNN
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.eval()
+        self.info = dict(info or {})
+        self.name = self.info.get("name", "custom")
+        self.threshold = float(self.info.get("threshold", 0.5) if threshold is None else threshold)
+        self.aggregate = aggregate
+        self.num_frames = num_frames
+        self.faces = FaceExtractor(
+            MTCNN(min_face_size=min_face_size, detection_size=detection_size, device=self.device),
+            num_frames=num_frames,
+            keep=keep,
+        )
+        self.classify = make_backend(model, backend, self.device)
+        self._explainers: dict = {}
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, **kwargs) -> "Detector":
+        """A detector over any checkpoint written by ``fakelens train`` (loaded with ``weights_only=True``)."""
+        from fakelens.checkpoint import load_model
+
+        model, info = load_model(path, device="cpu")
+        return cls(model, info, **kwargs)
+
+    @classmethod
+    def default(cls, **kwargs) -> "Detector":
+        """The bundled model (trained on the media credited in MODEL_CARD.md), checksum verified."""
+        from fakelens.checkpoint import verify_sha256
+
+        if not DEFAULT_MODEL.is_file():
+            raise CheckpointError(f"the bundled model is missing ({DEFAULT_MODEL}); reinstall fakelens")
+        verify_sha256(DEFAULT_MODEL, DEFAULT_MODEL_SHA256)
+        return cls.from_checkpoint(DEFAULT_MODEL, **kwargs)
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(
+        self,
+        source: str | Path | np.ndarray,
+        num_frames: int | None = None,
+        threshold: float | None = None,
+        aggregate: str | None = None,
+        explain: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Prediction:
+        """Score an image or video file, or an (H, W, 3) uint8 RGB array.
+
+        ``explain`` names a CAM method (``"gradcam"``, ``"gradcam++"``, ...) to attach a heatmap to
+        every face; it is off by default because it costs several classifier passes (see
+        ``benchmarks/explain_cost.py``). ``progress(stage, fraction)`` is called as stages finish.
+        Raises :class:`fakelens.errors.MediaError` for unreadable input.
+        """
+        report = progress or (lambda stage, fraction: None)
+        threshold = self.threshold if threshold is None else float(threshold)
+        aggregate = aggregate or self.aggregate
+        timings: dict[str, float] = {}
+
+        start = time.perf_counter()
+        report("reading frames", 0.0)
+        if isinstance(source, np.ndarray):
+            frames, kind, name = frames_from_array(source), "image", "<array>"
+        else:
+            kind, name = media_kind(source), str(source)
+            frames = load_frames(source, num_frames=num_frames or self.num_frames)
+        timings["decode"] = time.perf_counter() - start
+
+        crops = self._find_faces(frames, report, timings)
+
+        start = time.perf_counter()
+        report("scoring", 0.6)
+        scores = self.classify(np.stack([c.image for c in crops])) if crops else np.zeros(0)
+        timings["classify"] = time.perf_counter() - start
+
+        heatmaps = None
+        if explain and crops:
+            start = time.perf_counter()
+            report("explaining", 0.8)
+            heatmaps = self.explainer(explain).explain(np.stack([c.image for c in crops]))
+            timings["explain"] = time.perf_counter() - start
+        timings["total"] = sum(timings.values())
+        report("done", 1.0)
+        return self._result(name, kind, frames, crops, scores, heatmaps, threshold, aggregate, timings, explain)
+
+    def _find_faces(self, frames: list[Frame], report: ProgressCallback, timings: dict) -> list[FaceCrop]:
+        start = time.perf_counter()
+        report("finding faces", 0.2)
+        crops = self.faces.extract_frames(frames)
+        timings["faces"] = time.perf_counter() - start
+        return crops
+
+    def explainer(self, method: str):
+        """A cached :class:`fakelens.explain` explainer over this detector's model."""
+        if method not in self._explainers:
+            from fakelens.explain import Explainer
+
+            self._explainers[method] = Explainer(self.model, method=method, device=self.device)
+        return self._explainers[method]
+
+    def _result(self, name, kind, frames, crops, scores, heatmaps, threshold, aggregate, timings, explain):
+        faces = [
+            FaceScore(
+                frame_index=c.frame_index,
+                timestamp=c.timestamp,
+                track=c.track,
+                box=c.box,
+                detection_prob=c.prob,
+                score=float(s),
+                crop_box=c.crop_box,
+                crop=c.image,
+                heatmap=None if heatmaps is None else heatmaps[i],
+            )
+            for i, (c, s) in enumerate(zip(crops, scores))
+        ]
+        tracks = []
+        for track in sorted({f.track for f in faces}):
+            track_scores = [f.score for f in faces if f.track == track]
+            tracks.append(TrackScore(track, aggregate_scores(track_scores, aggregate), len(track_scores)))
+        worst = max(tracks, key=lambda t: t.score, default=None)
+        if worst is None:
+            label, score, confidence = "NO_FACE", None, None
+        else:
+            score = worst.score
+            label = "FAKE" if score >= threshold else "REAL"
+            confidence = confidence_of(score, threshold)
+        return Prediction(
+            source=name,
+            kind=kind,
+            label=label,
+            score=score,
+            threshold=threshold,
+            aggregate=aggregate,
+            confidence=confidence,
+            track=None if worst is None else worst.track,
+            tracks=tracks,
+            faces=faces,
+            frames=len(frames),
+            frame_times=[(f.index, f.timestamp) for f in frames],
+            model=self.name,
+            backend=self.classify.name,
+            timings=timings,
+            explain_method=explain if heatmaps is not None else None,
+        )
+
+
+__all__ = ["Detector", "Prediction", "FaceScore", "TrackScore", "aggregate_scores", "DEFAULT_MODEL"]
