@@ -22,3 +22,35 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "media.csv").is_file():
         pytest.skip(f"needs the shared media pool at {SHARED_DATA} (not present in this checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """The bundled model when present, else a classifier initialised from ImageNet weights.
+
+    Tests that use it check behaviour (shapes, errors, agreement between engines), never accuracy.
+    """
+    from fakelens.detector import DEFAULT_MODEL
+
+    if DEFAULT_MODEL.is_file():
+        return DEFAULT_MODEL
+    import torch
+
+    from fakelens.checkpoint import save_checkpoint
+    from fakelens.model import DeepfakeClassifier, load_backbone_weights
+
+    torch.manual_seed(0)
+    model = DeepfakeClassifier()
+    weights = SHARED_DATA.parent / "weights" / "mobilenet_v2_imagenet.pth"
+    if weights.is_file():
+        load_backbone_weights(model, weights)
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "init.pt", model, threshold=0.5, name="test-init")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Keep ONNX exports made by tests out of the user's ~/.cache."""
+    import os
+
+    os.environ["FAKELENS_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield

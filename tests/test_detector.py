@@ -1,0 +1,113 @@
+"""The one-call detector and `fakelens predict`, on real media."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fakelens import Detector
+from fakelens.backends import OnnxBackend, TorchBackend, export_onnx
+from fakelens.checkpoint import load_model
+from fakelens.errors import MediaError
+from fakelens.media import read_image
+
+
+@pytest.fixture(scope="module")
+def detector(checkpoint) -> Detector:
+    return Detector.from_checkpoint(checkpoint, num_frames=8)
+
+
+def test_video_prediction_has_everything(detector, examples):
+    result = detector.predict(examples / "real_ffpp_004.mp4")
+    assert result.kind == "video" and result.frames == 8
+    assert result.label in ("REAL", "FAKE")
+    assert 0.0 <= result.score <= 1.0
+    assert result.label == ("FAKE" if result.score >= result.threshold else "REAL")
+    assert result.num_faces >= 8 and result.tracks
+    assert result.score == max(t.score for t in result.tracks)  # verdict follows the most suspicious track
+    assert {"decode", "faces", "classify", "total"} <= set(result.timings)
+    data = json.loads(result.to_json())
+    assert data["label"] == result.label and len(data["face_scores"]) == result.num_faces
+
+
+def test_image_path_and_array_agree(detector, examples):
+    path = examples / "fake_ffpp_ex_deepfakes.png"
+    from_path = detector.predict(path)
+    from_array = detector.predict(read_image(path))
+    assert from_path.kind == "image" and from_path.frames == 1
+    assert from_array.score == pytest.approx(from_path.score, abs=1e-6)
+
+
+def test_no_face(detector, examples, tmp_path):
+    frame = read_image(examples / "real_ffpp_ex_original.png")
+    result = detector.predict(np.ascontiguousarray(frame[300:480, 0:180]))  # a corner without a face
+    assert result.label == "NO_FACE" and result.score is None and result.num_faces == 0
+
+
+def test_threshold_and_aggregate_options(detector, examples):
+    low = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", threshold=0.0)
+    high = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", threshold=1.0 + 1e-9)
+    assert low.label == "FAKE" and high.label == "REAL"
+    confident = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", aggregate="confident")
+    assert confident.aggregate == "confident"
+
+
+def test_bad_input_raises_media_error(detector, tmp_path):
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    with pytest.raises(MediaError):
+        detector.predict(bad)
+
+
+def test_onnx_matches_pytorch(checkpoint, tmp_path, examples):
+    model, _ = load_model(checkpoint)
+    crops = np.stack([read_image(examples / "real_ffpp_ex_original.png")[100:324, 200:424]] * 3)
+    path = export_onnx(model, tmp_path / "m.onnx")
+    np.testing.assert_allclose(OnnxBackend(path)(crops), TorchBackend(model)(crops), atol=1e-4)
+
+
+def test_engines_give_the_same_verdict(checkpoint, examples):
+    video = examples / "fake_dfdc_abhggqdift.mp4"
+    onnx = Detector.from_checkpoint(checkpoint, num_frames=4, backend="onnx").predict(video)
+    torch_ = Detector.from_checkpoint(checkpoint, num_frames=4, backend="torch").predict(video)
+    assert onnx.backend == "onnxruntime" and torch_.backend == "torch"
+    assert onnx.score == pytest.approx(torch_.score, abs=1e-4)
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "fakelens", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_predict_json_lines_and_exit_code(checkpoint, examples, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_text("not a video")
+    result = run_cli("predict", "--json", "--frames", "4", "--checkpoint", str(checkpoint),
+                     str(examples / "real_dfdc_aayrffkzxn.mp4"), str(bad), str(examples / "real_ffpp_ex_original.png"))
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["label"] for r in rows][1] == "ERROR"
+    assert result.returncode == 1  # one input failed
+    for row in rows:
+        assert set(row) >= {"path", "label", "score", "frames", "faces", "error"}
+    assert rows[0]["label"] in ("REAL", "FAKE") and rows[0]["frames"] == 4 and rows[0]["error"] is None
+    assert rows[1]["score"] is None and "broken.mp4" in rows[1]["path"] and rows[1]["error"]
+    assert rows[2]["frames"] == 1 and rows[2]["faces"] == 1
+
+
+@pytest.mark.slow
+def test_predict_table_on_a_folder(checkpoint, examples):
+    result = run_cli("predict", "--frames", "2", "--checkpoint", str(checkpoint), str(examples))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split()[:3] == ["verdict", "P(fake)", "frames"]
+    assert len(lines) == 2 + 6  # header + one line per bundled example
+
+
+def test_export_command(checkpoint, tmp_path):
+    result = run_cli("export", "--onnx", str(tmp_path / "c.onnx"), "--checkpoint", str(checkpoint))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "c.onnx").stat().st_size > 1_000_000
