@@ -1,0 +1,274 @@
+"""Self-Blended Images (Shiohara & Yamasaki, "Detecting Deepfakes with Self-Blended Images", CVPR 2022).
+
+A pseudo-fake is made from one REAL face crop on the fly: a copy of the crop (the *source*) is altered in
+colour and slightly moved, then blended back into the original (the *target*) inside a soft face mask.
+The result keeps the identity and the background but carries the generic traces of face swapping - a
+blending boundary, a colour mismatch and a small misalignment - so a classifier trained on real vs
+self-blended faces learns those traces rather than one generator's fingerprints. Its label is FAKE.
+
+Choices made here (the paper uses 81 dlib landmarks; fakelens has MTCNN's 5):
+
+* **Source transforms** (as in the paper's ``source_transforms``): RGB shift of up to +-20 per channel,
+  hue/saturation/value shift, brightness/contrast +-10%, and with probability 1/2 either a
+  downscale-upscale or a sharpening; then a small affine move (scale 0.95-1.05, translation up to 3% of the
+  crop) applied to the source *and* the mask together, as the paper's ``randaffine`` does.
+* **Mask from 5 landmarks**: the paper's convex hull of the face landmarks is rebuilt from the eyes, nose
+  and mouth corners: with u the unit vector from mouth centre to eye centre, h the eye-mouth distance and
+  d the inter-ocular distance, the eyes are lifted by 0.5-0.9 h to reach the eyebrows, the mouth corners
+  are lowered by 0.6-1.0 h to reach the chin, and the points are pushed outwards by 0.3-0.6 d to cover the
+  cheeks. Either this *full face* hull (p = 0.6) or a tighter *inner face* hull (eyes to mouth, p = 0.4) is
+  drawn, every point jittered by a few pixels - the counterpart of the paper's random hull types.
+* **Mask deformation**: an elastic deformation (a random displacement field smoothed by a Gaussian), a
+  random overall scale of the mask (0.9-1.1), then the paper's ``get_blend_mask``: Gaussian blur, cut to
+  the fully inside part, blur again with a random kernel, normalised to a peak of 1.
+* **Blend ratio**: drawn from {0.25, 0.5, 0.75, 1, 1, 1} (the paper's ``dynamic_blend``) and multiplied into
+  the mask, so the output is ``target + mask * (source - target)``: pixels where the mask is 0 are the
+  target's, bit for bit.
+* **No landmarks** (crops from detectors that did not record them): a centred ellipse covering the middle
+  of the crop (centre at 50% width, 52-56% height; half-axes 26-32% of the width and 32-38% of the height),
+  which is where a face detector's crop with a 30% margin puts the face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
+
+@dataclass
+class SBIConfig:
+    """Strengths of the SBI transforms (defaults follow the paper where it gives numbers)."""
+
+    rgb_shift: float = 20.0  #: max per-channel shift, in 0-255 units
+    hue_shift: float = 10.0  #: max hue shift, degrees
+    sat_shift: float = 0.3  #: max relative saturation change
+    val_shift: float = 0.3  #: max relative value change
+    brightness: float = 0.1  #: max brightness change, fraction
+    contrast: float = 0.1  #: max contrast change, fraction
+    degrade_p: float = 0.5  #: probability of a downscale-upscale or sharpening of the source
+    max_scale: float = 0.05  #: affine scale range of the source (1 +- this)
+    max_translate: float = 0.03  #: affine translation range, fraction of the crop side
+    full_face_p: float = 0.6  #: probability of the full-face hull (else the inner-face hull)
+    elastic_alpha: float = 30.0  #: elastic displacement magnitude, pixels (before smoothing normalisation)
+    elastic_sigma: float = 7.0  #: smoothing of the elastic displacement field, pixels
+    blend_ratios: tuple[float, ...] = field(default_factory=lambda: BLEND_RATIOS)
+
+
+@dataclass
+class SBIResult:
+    """A self-blended image: ``image`` (H, W, 3) uint8, ``mask`` (H, W) float32 in [0, 1] as blended
+    (blend ratio included), the altered ``source``, and whether landmarks shaped the mask."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    source: np.ndarray
+    used_landmarks: bool
+    label: str = "fake"
+    target: int = 1
+
+
+# --------------------------------------------------------------------------- source transforms
+
+
+def _colour_transform(image: np.ndarray, rng: np.random.Generator, cfg: SBIConfig) -> np.ndarray:
+    out = image.astype(np.float32)
+    out += rng.uniform(-cfg.rgb_shift, cfg.rgb_shift, size=3).astype(np.float32)
+    out = np.clip(out, 0, 255)
+    hsv = cv2.cvtColor(out / 255.0, cv2.COLOR_RGB2HSV)  # float input: H in degrees, S and V in [0, 1]
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-cfg.hue_shift, cfg.hue_shift)) % 360.0
+    hsv[..., 1] = np.clip(hsv[..., 1] * (1.0 + rng.uniform(-cfg.sat_shift, cfg.sat_shift)), 0, 1)
+    hsv[..., 2] = np.clip(hsv[..., 2] * (1.0 + rng.uniform(-cfg.val_shift, cfg.val_shift)), 0, 1)
+    out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0
+    brightness = 1.0 + rng.uniform(-cfg.brightness, cfg.brightness)
+    contrast = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
+    mean = out.mean()
+    out = (out - mean) * contrast + mean * brightness
+    return np.clip(out, 0, 255)
+
+
+def _degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = image.shape[:2]
+    if rng.random() < 0.5:
+        factor = rng.uniform(0.5, 0.9)
+        small = cv2.resize(image, (max(1, int(w * factor)), max(1, int(h * factor))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    amount = rng.uniform(0.2, 0.5)
+    blurred = cv2.GaussianBlur(image, (0, 0), 1.0)
+    return np.clip(image + amount * (image - blurred), 0, 255)
+
+
+def _random_affine(h: int, w: int, rng: np.random.Generator, cfg: SBIConfig) -> np.ndarray:
+    scale = 1.0 + rng.uniform(-cfg.max_scale, cfg.max_scale)
+    tx, ty = rng.uniform(-cfg.max_translate, cfg.max_translate, size=2) * (w, h)
+    matrix = cv2.getRotationMatrix2D((w / 2.0, h / 2.0), 0.0, scale)
+    matrix[:, 2] += (tx, ty)
+    return matrix
+
+
+# --------------------------------------------------------------------------- masks
+
+
+def _valid_landmarks(landmarks, h: int, w: int) -> np.ndarray | None:
+    if landmarks is None:
+        return None
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.shape != (5, 2) or not np.isfinite(points).all():
+        return None
+    eye_distance = np.linalg.norm(points[1] - points[0])
+    eye_mouth = np.linalg.norm((points[0] + points[1]) / 2 - (points[3] + points[4]) / 2)
+    # Degenerate or far-off-crop landmarks would give an empty or absurd hull: use the ellipse instead.
+    if eye_distance < 0.05 * w or eye_mouth < 0.05 * h:
+        return None
+    if (points < -0.25 * w).any() or (points[:, 0] > 1.25 * w).any() or (points[:, 1] > 1.25 * h).any():
+        return None
+    return points
+
+
+def face_hull_points(landmarks: np.ndarray, rng: np.random.Generator, full_face: bool = True) -> np.ndarray:
+    """Polygon (K, 2) around the face built from 5 landmarks (see the module docstring for the geometry)."""
+    left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, dtype=np.float64)
+    eye_centre = (left_eye + right_eye) / 2
+    mouth_centre = (mouth_left + mouth_right) / 2
+    up = eye_centre - mouth_centre
+    h = np.linalg.norm(up)
+    u = up / h
+    across = right_eye - left_eye
+    d = np.linalg.norm(across)
+    r = across / d
+    if full_face:
+        lift, drop, widen = rng.uniform(0.5, 0.9) * h, rng.uniform(0.6, 1.0) * h, rng.uniform(0.3, 0.6) * d
+    else:
+        lift, drop, widen = rng.uniform(0.15, 0.35) * h, rng.uniform(0.2, 0.4) * h, rng.uniform(0.1, 0.25) * d
+    points = np.array(
+        [
+            left_eye + u * lift - r * widen * 0.5,  # brows
+            right_eye + u * lift + r * widen * 0.5,
+            left_eye - r * widen,  # temples / upper cheeks
+            right_eye + r * widen,
+            nose - r * (d * 0.5 + widen),  # cheeks at nose level
+            nose + r * (d * 0.5 + widen),
+            mouth_left - r * widen * 0.6,  # lower cheeks
+            mouth_right + r * widen * 0.6,
+            mouth_left - u * drop * 0.8,  # jaw
+            mouth_right - u * drop * 0.8,
+            mouth_centre - u * drop,  # chin
+        ]
+    )
+    points += rng.normal(0.0, 0.03 * d, size=points.shape)
+    return points
+
+
+def _polygon_mask(points: np.ndarray, h: int, w: int) -> np.ndarray:
+    hull = cv2.convexHull(np.round(points).astype(np.int32))
+    mask = np.zeros((h, w), dtype=np.float32)
+    cv2.fillConvexPoly(mask, hull, 1.0)
+    return mask
+
+
+def _ellipse_mask(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    centre = (int(round(w * 0.5)), int(round(h * rng.uniform(0.52, 0.56))))
+    axes = (int(round(w * rng.uniform(0.26, 0.32))), int(round(h * rng.uniform(0.32, 0.38))))
+    mask = np.zeros((h, w), dtype=np.float32)
+    cv2.ellipse(mask, centre, axes, 0.0, 0.0, 360.0, 1.0, thickness=-1)
+    return mask
+
+
+def _elastic(mask: np.ndarray, rng: np.random.Generator, alpha: float, sigma: float) -> np.ndarray:
+    h, w = mask.shape
+    dx = cv2.GaussianBlur(rng.uniform(-1, 1, size=(h, w)).astype(np.float32), (0, 0), sigma)
+    dy = cv2.GaussianBlur(rng.uniform(-1, 1, size=(h, w)).astype(np.float32), (0, 0), sigma)
+    # Smoothing shrinks the field by ~1/(sigma * sqrt(4 pi)); rescale so alpha is the typical displacement.
+    norm = max(float(np.abs(dx).max()), float(np.abs(dy).max()), 1e-6)
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_x = grid_x + dx / norm * alpha * 0.3
+    map_y = grid_y + dy / norm * alpha * 0.3
+    return cv2.remap(mask, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def _random_scale(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask > 0.5)
+    if ys.size == 0:
+        return mask
+    centre = (float(xs.mean()), float(ys.mean()))
+    sx, sy = rng.uniform(0.9, 1.1, size=2)
+    matrix = np.array([[sx, 0, centre[0] * (1 - sx)], [0, sy, centre[1] * (1 - sy)]], dtype=np.float64)
+    return cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def _odd(value: float) -> int:
+    k = max(3, int(round(value)))
+    return k if k % 2 else k + 1
+
+
+def _blend_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The paper's ``get_blend_mask``: blur, keep the fully-inside part, blur again, peak 1."""
+    k1 = _odd(rng.uniform(5, 26))
+    k2 = _odd(rng.uniform(5, 26))
+    blurred = cv2.GaussianBlur(mask, (k1, k1), 0)
+    blurred[blurred < 1.0] = 0.0  # erode to the part far enough from the edge
+    if blurred.max() <= 0:  # hull too thin for k1: keep the hard mask instead of losing it
+        blurred = mask.copy()
+    blurred = cv2.GaussianBlur(blurred, (k2, k2), 0)
+    peak = float(blurred.max())
+    return blurred / peak if peak > 0 else blurred
+
+
+def make_blend_mask(
+    shape: tuple[int, int],
+    landmarks=None,
+    rng: np.random.Generator | None = None,
+    config: SBIConfig | None = None,
+) -> tuple[np.ndarray, bool]:
+    """Soft face mask in [0, 1] (before the blend ratio) and whether the landmarks were used."""
+    rng = rng if rng is not None else np.random.default_rng()
+    cfg = config or SBIConfig()
+    h, w = shape
+    points = _valid_landmarks(landmarks, h, w)
+    if points is not None:
+        mask = _polygon_mask(face_hull_points(points, rng, full_face=rng.random() < cfg.full_face_p), h, w)
+    else:
+        mask = _ellipse_mask(h, w, rng)
+    mask = _elastic(mask, rng, cfg.elastic_alpha, cfg.elastic_sigma)
+    mask = _random_scale(mask, rng)
+    return _blend_mask(mask, rng), points is not None
+
+
+def self_blend(
+    image: np.ndarray,
+    landmarks=None,
+    rng: np.random.Generator | None = None,
+    config: SBIConfig | None = None,
+) -> SBIResult:
+    """Make one self-blended pseudo-fake from a REAL (H, W, 3) uint8 RGB crop.
+
+    Parameters
+    ----------
+    image : the real face crop.
+    landmarks : its 5 MTCNN landmarks in crop pixels, (5, 2); None (default) falls back to a centred ellipse.
+    rng : numpy Generator (default: a fresh unseeded one); pass a seeded one for reproducible output.
+    config : transform strengths (default :class:`SBIConfig()`).
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+    rng = rng if rng is not None else np.random.default_rng()
+    cfg = config or SBIConfig()
+    h, w = image.shape[:2]
+    target = image.astype(np.float32)
+
+    source = _colour_transform(image, rng, cfg)
+    if rng.random() < cfg.degrade_p:
+        source = _degrade(source, rng)
+    mask, used = make_blend_mask((h, w), landmarks, rng, cfg)
+    matrix = _random_affine(h, w, rng, cfg)
+    source = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    mask = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    mask = np.clip(mask, 0.0, 1.0) * float(rng.choice(cfg.blend_ratios))
+
+    blended = target + mask[..., None] * (source - target)
+    out = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return SBIResult(image=out, mask=mask.astype(np.float32), source=np.clip(np.rint(source), 0, 255).astype(np.uint8), used_landmarks=used)
