@@ -117,6 +117,7 @@ def test_uploaded_image_gets_the_libraries_verdict(checkpoint):
     at = upload(start(), "suspect.png", path.read_bytes(), "image/png")
     expected = Detector.from_checkpoint(checkpoint).predict(path)
     assert verdict(at) == expected.label
+    assert float(next(m.value for m in at.metric if m.label == "Threshold")) == pytest.approx(expected.threshold, rel=1e-3)
     assert float(next(m.value for m in at.metric if m.label == "P(fake)")) == pytest.approx(expected.score, abs=1e-3)
     assert any("suspect.png" in c.value for c in at.caption)
     assert not charts(at)  # one frame: no timeline
@@ -137,6 +138,20 @@ def test_uploaded_video_and_method_switch():
     # Only the maps were recomputed: same analysis object, now with both methods.
     assert list(at.session_state["analyses"].values()) == [analysis]
     assert set(analysis.heatmaps) == {"gradcam", "gradcam++"}
+
+
+@pytest.mark.slow
+def test_default_threshold_is_the_models_own_unrounded(monkeypatch, tmp_path, checkpoint):
+    from fakelens.checkpoint import load_model, save_checkpoint
+
+    model, _ = load_model(checkpoint)
+    monkeypatch.setenv("FAKELENS_CHECKPOINT", str(save_checkpoint(tmp_path / "t.pt", model, threshold=0.437, name="t")))
+    at = upload(start(), "face.png", (EXAMPLES / "real_ffpp_ex_original.png").read_bytes(), "image/png")
+    assert at.slider(key="threshold").value == pytest.approx(0.44)  # the slider moves in 0.01 steps
+    assert next(m.value for m in at.metric if m.label == "Threshold") == "0.437"  # the verdict used the exact one
+    at.slider(key="threshold").set_value(0.30)
+    at.run()
+    assert next(m.value for m in at.metric if m.label == "Threshold") == "0.3"
 
 
 @pytest.mark.slow

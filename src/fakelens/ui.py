@@ -189,8 +189,9 @@ def sidebar(detector) -> dict:
         "Frames to sample (videos)", min_value=1, max_value=128, value=DEFAULT_FRAMES, step=1, key="frames",
         help="Frames spread evenly over the video. More frames: steadier verdicts, slower analysis.",
     )
+    default = min(0.99, max(0.01, round(float(detector.threshold), 2)))
     threshold = st.sidebar.slider(
-        "Threshold on P(fake)", min_value=0.01, max_value=0.99, value=round(float(detector.threshold), 2), step=0.01,
+        "Threshold on P(fake)", min_value=0.01, max_value=0.99, value=default, step=0.01,
         key="threshold", help=f"FAKE when a face track's P(fake) reaches it. The model's own: {detector.threshold:.3f}, chosen on validation data.",
     )
     aggregate = st.sidebar.selectbox(
@@ -206,7 +207,10 @@ def sidebar(detector) -> dict:
     )
     top_k = st.sidebar.slider("Faces to explain", min_value=1, max_value=8, value=4, key="top_k",
                               help="The most suspicious faces get a heatmap (each costs a few model passes).")
-    return {"frames": int(frames), "threshold": float(threshold), "aggregate": aggregate, "method": method,
+    # At its default the slider stands for the model's own threshold, unrounded, so that the app and
+    # `fakelens predict` agree even for a score between the two.
+    exact = float(detector.threshold) if abs(threshold - default) < 1e-9 else float(threshold)
+    return {"frames": int(frames), "threshold": exact, "aggregate": aggregate, "method": method,
             "top_k": int(top_k)}
 
 
@@ -274,7 +278,7 @@ def show_verdict(prediction) -> None:
         return
     cols = st.columns(4)
     cols[0].metric("P(fake)", f"{prediction.score:.3f}", help="Of the most suspicious face track.")
-    cols[1].metric("Threshold", f"{prediction.threshold:.2f}")
+    cols[1].metric("Threshold", f"{prediction.threshold:.3g}")
     cols[2].metric("Certainty", f"{prediction.confidence:.0%}",
                    help="How far P(fake) is from the threshold: 0% on it, 100% at 0 or 1. Not a calibrated probability.")
     cols[3].metric("Faces / frames", f"{prediction.num_faces} / {prediction.frames}")
