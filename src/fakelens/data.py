@@ -173,7 +173,7 @@ def write_manifest(rows: Iterable[dict], path: str | Path) -> Path:
         out = dict(row)
         for key in ("landmarks", "crop_landmarks"):
             if isinstance(out.get(key), (list, tuple, np.ndarray)):
-                out[key] = json.dumps(np.asarray(out[key], dtype=float).round(2).tolist())
+                out[key] = json.dumps(np.asarray(out[key], dtype=float).round(2).tolist(), separators=(",", ":"))
         writer.writerow({k: ("" if out.get(k) is None else out.get(k)) for k in MANIFEST_COLUMNS})
     return atomic_write_text(path, buffer.getvalue())
 
@@ -224,24 +224,40 @@ def manifest_from_face_images(
     out_dir: str | Path,
     size: int = INPUT_SIZE,
     manifest_name: str = "manifest.csv",
+    detector=None,
+    progress: bool = False,
 ) -> Path:
     """Resize already-cropped face images to ``size`` x ``size`` PNGs under ``out_dir/crops`` and write a manifest.
 
     Each entry needs ``path`` and ``label``; ``split``, ``group``, ``method``, ``dataset``, ``video`` and
     ``frame_index`` are copied when present (``video`` defaults to the image's folder, the usual layout of
-    frames extracted per video). No landmarks are recorded, so SBI falls back to its centred ellipse.
+    frames extracted per video).
+
+    ``detector`` (default None) is an optional :class:`fakelens.mtcnn.MTCNN` (anything with
+    ``detect([image]) -> [[Face]]``): the largest face found on each resized crop gives its ``crop_landmarks``,
+    which shape the SBI masks. Without it (or when no face is found) landmarks are left empty (``[]``) and
+    SBI falls back to its centred ellipse. ``progress`` (default False) shows a progress bar.
     """
+    from tqdm import tqdm
+
     from fakelens.media import read_image
 
     out_dir = Path(out_dir)
     crop_dir = out_dir / "crops"
     crop_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, entry in enumerate(entries):
+    entries = list(entries)
+    for i, entry in enumerate(tqdm(entries, desc="crops", unit="img", disable=not progress)):
         source = Path(entry["path"])
         image = read_image(source)
         interpolation = cv2.INTER_AREA if min(image.shape[:2]) > size else cv2.INTER_CUBIC
         crop = cv2.resize(image, (size, size), interpolation=interpolation)
+        crop_landmarks = []
+        if detector is not None:
+            faces = detector.detect([crop])[0]
+            if faces:
+                largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+                crop_landmarks = np.asarray(largest.landmarks, dtype=np.float64).tolist()
         name = f"{i:05d}_{source.parent.name}_{source.stem}.png"
         tmp = crop_dir / (name + ".tmp.png")
         if not cv2.imwrite(str(tmp), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
@@ -257,7 +273,12 @@ def manifest_from_face_images(
                 "group": entry.get("group") or entry.get("video") or source.parent.name,
                 "method": entry.get("method", ""),
                 "dataset": entry.get("dataset", ""),
+                # The whole image is the face crop: box = the image, no detector probability or frame time.
+                "timestamp": 0.0, "track": 0, "prob": 1.0,
                 "x1": 0, "y1": 0, "x2": image.shape[1], "y2": image.shape[0],
+                "landmarks": (np.asarray(crop_landmarks) * (image.shape[1] / size, image.shape[0] / size)).tolist()
+                if crop_landmarks else [],
+                "crop_landmarks": crop_landmarks,
             }  # fmt: skip
         )
     return write_manifest(rows, out_dir / manifest_name)

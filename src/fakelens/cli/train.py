@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 # TrainConfig's defaults, repeated here so that `fakelens --help` does not import torch (a test keeps them equal).
 DEFAULTS = {
-    "fakes": "dataset", "epochs": 10, "batch_size": 32, "lr": 3e-4, "weight_decay": 0.01, "warmup_epochs": 1.0,
+    "fakes": "dataset", "epochs": 10, "batch_size": 32, "lr": 3e-4, "backbone_lr_mult": 0.1, "weight_decay": 0.01, "warmup_epochs": 1.0,
     "min_lr_ratio": 0.01, "grad_clip": 1.0, "freeze_backbone_epochs": 1, "bn": "auto", "patience": 5, "seed": 0,
     "sbi_share": 0.5, "hidden": 256, "dropout": 0.3, "threshold_criterion": "balanced_accuracy", "device": "auto",
     "workers": 2,
@@ -25,7 +25,7 @@ BN_MODES = ("auto", "train", "frozen")
 
 # Options that are None unless given, so that --resume can tell which ones the user set.
 _RESULT_AFFECTING = [
-    "manifest", "init", "fakes", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs", "min_lr_ratio",
+    "manifest", "init", "fakes", "epochs", "batch_size", "lr", "backbone_lr_mult", "weight_decay", "warmup_epochs", "min_lr_ratio",
     "grad_clip", "freeze_backbone_epochs", "bn", "patience", "seed", "samples_per_epoch", "max_train_images",
     "max_val_images", "sbi_share", "hidden", "dropout", "threshold_criterion",
 ]  # fmt: skip
@@ -50,7 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fakes", choices=FAKES_MODES, help=f"fake samples: manifest fakes, self-blended images, or both (default {d.fakes})")
     parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {d.epochs})")
     parser.add_argument("--batch-size", type=int, help=f"batch size per process (default {d.batch_size})")
-    parser.add_argument("--lr", type=float, help=f"peak learning rate of AdamW (default {d.lr})")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate of AdamW for the head (default {d.lr})")
+    parser.add_argument("--backbone-lr-mult", type=float,
+                        help=f"backbone learning rate as a fraction of --lr (default {d.backbone_lr_mult})")
     parser.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {d.weight_decay})")
     parser.add_argument("--warmup-epochs", type=float, help=f"linear LR warm-up length in epochs (default {d.warmup_epochs})")
     parser.add_argument("--min-lr-ratio", type=float, help=f"final LR of the cosine decay, fraction of the peak (default {d.min_lr_ratio})")
