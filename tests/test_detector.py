@@ -28,7 +28,8 @@ def test_video_prediction_has_everything(detector, examples):
     assert 0.0 <= result.score <= 1.0
     assert result.label == ("FAKE" if result.score >= result.threshold else "REAL")
     assert result.num_faces >= 8 and result.tracks
-    assert result.score == max(t.score for t in result.tracks)  # verdict follows the most suspicious track
+    principal = [t for t in result.tracks if t.principal]
+    assert result.score == max(t.score for t in principal)  # verdict follows the most suspicious principal track
     assert {"decode", "faces", "classify", "total"} <= set(result.timings)
     data = json.loads(result.to_json())
     assert data["label"] == result.label and len(data["face_scores"]) == result.num_faces
@@ -111,3 +112,43 @@ def test_export_command(checkpoint, tmp_path):
     result = run_cli("export", "--onnx", str(tmp_path / "c.onnx"), "--checkpoint", str(checkpoint))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "c.onnx").stat().st_size > 1_000_000
+
+
+def test_keep_frames_returns_the_frames_with_faces(detector, examples):
+    result = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", num_frames=3, keep_frames=True)
+    assert sorted(result.frame_images) == sorted({f.frame_index for f in result.faces})
+    assert all(image.shape == (256, 256, 3) for image in result.frame_images.values())
+    assert "frame_images" not in result.to_dict()
+
+
+def test_explain_attaches_a_heatmap_to_every_face(detector, examples):
+    result = detector.predict(examples / "real_ffpp_ex_original.png", explain="gradcam")
+    assert result.explain_method == "gradcam" and "explain" in result.timings
+    heatmap = result.faces[0].heatmap
+    assert heatmap.shape == (224, 224) and 0.0 <= heatmap.min() and heatmap.max() <= 1.0 and heatmap.max() > 0
+
+
+def test_a_briefly_seen_face_does_not_decide_the_verdict(checkpoint, examples, tmp_path):
+    """A second face in 2 of 8 frames is reported as its own track, but the verdict follows the main one."""
+    import av
+
+    from fakelens.media import read_video
+
+    main = read_video(examples / "real_dfdc_aayrffkzxn.mp4", num_frames=8)
+    other = read_video(examples / "fake_dfdc_abhggqdift.mp4", num_frames=8)
+    path = tmp_path / "glimpse.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 512, 256, "yuv420p"
+        for i, (a, b) in enumerate(zip(main, other)):
+            right = b.image if i < 2 else np.full_like(b.image, 128)
+            frame = av.VideoFrame.from_ndarray(np.concatenate([a.image, right], axis=1), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    result = Detector.from_checkpoint(checkpoint, num_frames=8).predict(path)
+    assert len(result.tracks) == 2
+    main_track, glimpse = sorted(result.tracks, key=lambda t: -t.faces)
+    assert main_track.principal and not glimpse.principal
+    assert result.track == main_track.track and result.score == main_track.score

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 LABELS = ("real", "fake")
 SPLITS = ("train", "val", "test")
-DATASETS = ("celebdf", "ffpp", "folder")
+DATASETS = ("celebdf", "ffpp", "folder", "list")
 BALANCE_MODES = ("none", "videos", "frames")
 CROSS_IDENTITY = ("drop", "target")
 
@@ -528,18 +528,86 @@ def read_folder(
     ]
 
 
+def read_list(
+    root: str | os.PathLike,
+    list_file: str | os.PathLike | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+    val_groups: Sequence[str] = (),
+    name: str | None = None,
+) -> list[VideoRecord]:
+    """Read media named in a CSV list, such as the ``media.csv`` of a curated pool.
+
+    The list needs ``path`` (relative to ``root``) and ``label`` columns; ``group``, ``method``,
+    ``dataset`` and ``split`` are used when present. Rows whose label is neither ``real`` nor ``fake``
+    (e.g. ``unknown``) are skipped, never guessed. Groups without a ``split`` are assigned by a seeded
+    hash, except ``val_groups``, which always go to val (e.g. to keep demo media out of training).
+
+    Parameters
+    ----------
+    root : folder the paths are relative to.
+    list_file : the CSV (default ``ROOT/media.csv``).
+    val_fraction, test_fraction : share of groups for val / test (defaults 0.15 and 0).
+    seed : seed of that assignment (default 0).
+    val_groups : groups forced into val (default none).
+    name : ``dataset`` value for rows without one (default: the folder's name).
+    """
+    import csv
+
+    root = _check_root(root)
+    _check_fraction("val_fraction", val_fraction)
+    list_path = Path(list_file) if list_file else root / "media.csv"
+    if not list_path.is_file():
+        raise DatasetError(f"list file not found: {list_path}")
+    with open(list_path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise DatasetError(f"{list_path}: needs at least the columns path and label")
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    kept = []
+    for row in rows:
+        label = row["label"].strip().lower()
+        if label not in LABELS or Path(row["path"]).suffix.lower() not in suffixes:
+            continue
+        group = row.get("group") or Path(row["path"]).stem
+        kept.append((row, label, group))
+    if not kept:
+        raise DatasetError(f"{list_path}: no row labelled real or fake")
+    forced = set(val_groups)
+    missing = forced - {g for _, _, g in kept}
+    if missing:
+        raise DatasetError(f"val groups not in the list: {', '.join(sorted(missing))}")
+    free = sorted({g for r, _, g in kept if not r.get("split") and g not in forced})
+    side = assign_splits(free, val_fraction, test_fraction, seed=seed)
+    side.update({g: "val" for g in forced})
+    return [
+        VideoRecord(
+            path=str(root / row["path"]),
+            relpath=row["path"],
+            label=label,
+            split=row.get("split") or side[group],
+            group=group,
+            identity=group,
+            method=row.get("method", "") or "",
+            dataset=row.get("dataset") or name or root.name,
+        )
+        for row, label, group in kept
+    ]
+
+
 # --------------------------------------------------------------------------- entry point, balancing
 
 
 def read_dataset(root: str | os.PathLike, dataset: str, **options) -> list[VideoRecord]:
-    """Read ``root`` with the reader for ``dataset`` (``"celebdf"``, ``"ffpp"`` or ``"folder"``).
+    """Read ``root`` with the reader for ``dataset`` (``"celebdf"``, ``"ffpp"``, ``"folder"`` or ``"list"``).
 
-    ``options`` go to :func:`read_celebdf`, :func:`read_ffpp` or :func:`read_folder`; options the
+    ``options`` go to :func:`read_celebdf`, :func:`read_ffpp`, :func:`read_folder` or :func:`read_list`; options the
     chosen reader does not take are ignored, and ``None`` means its default.
     """
     import inspect
 
-    readers = {"celebdf": read_celebdf, "ffpp": read_ffpp, "folder": read_folder}
+    readers = {"celebdf": read_celebdf, "ffpp": read_ffpp, "folder": read_folder, "list": read_list}
     if dataset not in readers:
         raise DatasetError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     reader = readers[dataset]

@@ -27,9 +27,9 @@ from fakelens.media import Frame, frames_from_array, load_frames, media_kind
 
 log = logging.getLogger(__name__)
 
-#: The bundled default model and its checksum (checked on every load).
+#: The bundled default model, and its record (sha256 checked on every load, training summary).
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.pt"
-DEFAULT_MODEL_SHA256 = "UNSET"
+DEFAULT_MODEL_RECORD = DEFAULT_MODEL.with_suffix(".json")
 #: Detection settings for speed on a CPU: faces in the videos people check are large, so the cascade
 #: runs on frames downscaled to 640 px (longest side) and ignores faces under 40 px.
 DEFAULT_DETECTION_SIZE = 640
@@ -66,14 +66,20 @@ class FaceScore:
 
 @dataclass
 class TrackScore:
-    """A face followed across frames, with its aggregated P(fake)."""
+    """A face followed across frames, with its aggregated P(fake).
+
+    ``principal`` tracks are seen in at least ``min_track_share`` of the frames of the longest track;
+    only they decide the verdict, so a face glimpsed in a few frames (a poster, a picture on a studio
+    screen, a passer-by) is reported but cannot overturn it.
+    """
 
     track: int
     score: float
     faces: int
+    principal: bool = True
 
     def to_dict(self) -> dict:
-        return {"track": self.track, "score": round(self.score, 5), "faces": self.faces}
+        return {"track": self.track, "score": round(self.score, 5), "faces": self.faces, "principal": self.principal}
 
 
 @dataclass
@@ -101,6 +107,7 @@ class Prediction:
     backend: str
     timings: dict[str, float]
     explain_method: str | None = None
+    frame_images: dict[int, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def num_faces(self) -> int:
@@ -115,7 +122,7 @@ class Prediction:
             "threshold": round(self.threshold, 5),
             "aggregate": self.aggregate,
             "confidence": None if self.confidence is None else round(self.confidence, 4),
-            "verdict_follows": "the most suspicious track" if len(self.tracks) > 1 else "the only track",
+            "verdict_follows": "the most suspicious principal track" if len(self.tracks) > 1 else "the only track",
             "track": self.track,
             "tracks": [t.to_dict() for t in self.tracks],
             "frames": self.frames,
@@ -158,6 +165,8 @@ class Detector:
     threshold : P(fake) at or above which the verdict is FAKE (default: the model's, chosen on validation).
     aggregate : ``"mean"`` (default) or ``"confident"``.
     keep : ``"all"`` faces linked into tracks (default) or only the ``"largest"`` per frame.
+    min_track_share : a track decides the verdict only if seen in at least this share of the frames
+        of the longest track (default 0.5); see :class:`TrackScore`.
     detection_size, min_face_size : MTCNN settings (defaults 640 and 40 px).
     backend : ``"auto"`` (ONNX Runtime on CPU when installed, else PyTorch), ``"onnx"`` or ``"torch"``.
     device : ``"cpu"``, ``"cuda"``...; default CUDA when available.
@@ -171,6 +180,7 @@ class Detector:
         threshold: float | None = None,
         aggregate: str = "mean",
         keep: str = "all",
+        min_track_share: float = 0.5,
         detection_size: int | None = DEFAULT_DETECTION_SIZE,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         backend: str = "auto",
@@ -186,6 +196,7 @@ class Detector:
         self.threshold = float(self.info.get("threshold", 0.5) if threshold is None else threshold)
         self.aggregate = aggregate
         self.num_frames = num_frames
+        self.min_track_share = min_track_share
         self.faces = FaceExtractor(
             MTCNN(min_face_size=min_face_size, detection_size=detection_size, device=self.device),
             num_frames=num_frames,
@@ -209,9 +220,9 @@ class Detector:
         """The bundled model (trained on the media credited in MODEL_CARD.md), checksum verified."""
         from fakelens.checkpoint import verify_sha256
 
-        if not DEFAULT_MODEL.is_file():
+        if not DEFAULT_MODEL.is_file() or not DEFAULT_MODEL_RECORD.is_file():
             raise CheckpointError(f"the bundled model is missing ({DEFAULT_MODEL}); reinstall fakelens")
-        verify_sha256(DEFAULT_MODEL, DEFAULT_MODEL_SHA256)
+        verify_sha256(DEFAULT_MODEL, json.loads(DEFAULT_MODEL_RECORD.read_text())["sha256"])
         return cls.from_checkpoint(DEFAULT_MODEL, **kwargs)
 
     # ------------------------------------------------------------------ prediction
@@ -224,12 +235,16 @@ class Detector:
         aggregate: str | None = None,
         explain: str | None = None,
         progress: ProgressCallback | None = None,
+        keep_frames: bool = False,
     ) -> Prediction:
         """Score an image or video file, or an (H, W, 3) uint8 RGB array.
 
         ``explain`` names a CAM method (``"gradcam"``, ``"gradcam++"``, ...) to attach a heatmap to
         every face; it is off by default because it costs several classifier passes (see
-        ``benchmarks/explain_cost.py``). ``progress(stage, fraction)`` is called as stages finish.
+        ``benchmarks/explain_cost.py``). Each face is explained towards its own predicted class at the
+        detector's threshold. ``progress(stage, fraction)`` is called as stages finish.
+        ``keep_frames=True`` keeps the decoded frames that have faces in ``Prediction.frame_images``
+        (for drawing overlays without decoding again).
         Raises :class:`fakelens.errors.MediaError` for unreadable input.
         """
         report = progress or (lambda stage, fraction: None)
@@ -257,11 +272,15 @@ class Detector:
         if explain and crops:
             start = time.perf_counter()
             report("explaining", 0.8)
-            heatmaps = self.explainer(explain).explain(np.stack([c.image for c in crops]))
+            heatmaps = self.explainer(explain, threshold).explain(np.stack([c.image for c in crops]))
             timings["explain"] = time.perf_counter() - start
         timings["total"] = sum(timings.values())
         report("done", 1.0)
-        return self._result(name, kind, frames, crops, scores, heatmaps, threshold, aggregate, timings, explain)
+        result = self._result(name, kind, frames, crops, scores, heatmaps, threshold, aggregate, timings, explain)
+        if keep_frames:
+            with_faces = {c.frame_index for c in crops}
+            result.frame_images = {f.index: f.image for f in frames if f.index in with_faces}
+        return result
 
     def _find_faces(self, frames: list[Frame], report: ProgressCallback, timings: dict) -> list[FaceCrop]:
         start = time.perf_counter()
@@ -270,13 +289,15 @@ class Detector:
         timings["faces"] = time.perf_counter() - start
         return crops
 
-    def explainer(self, method: str):
-        """A cached :class:`fakelens.explain` explainer over this detector's model."""
-        if method not in self._explainers:
+    def explainer(self, method: str, threshold: float | None = None):
+        """A cached :class:`fakelens.explain.Explainer` over this detector's model and threshold."""
+        threshold = self.threshold if threshold is None else float(threshold)
+        key = (method, threshold)
+        if key not in self._explainers:
             from fakelens.explain import Explainer
 
-            self._explainers[method] = Explainer(self.model, method=method, device=self.device)
-        return self._explainers[method]
+            self._explainers[key] = Explainer(self.model, method=method, device=self.device, threshold=threshold)
+        return self._explainers[key]
 
     def _result(self, name, kind, frames, crops, scores, heatmaps, threshold, aggregate, timings, explain):
         faces = [
@@ -297,7 +318,10 @@ class Detector:
         for track in sorted({f.track for f in faces}):
             track_scores = [f.score for f in faces if f.track == track]
             tracks.append(TrackScore(track, aggregate_scores(track_scores, aggregate), len(track_scores)))
-        worst = max(tracks, key=lambda t: t.score, default=None)
+        longest = max((t.faces for t in tracks), default=0)
+        for t in tracks:
+            t.principal = t.faces >= self.min_track_share * longest
+        worst = max((t for t in tracks if t.principal), key=lambda t: t.score, default=None)
         if worst is None:
             label, score, confidence = "NO_FACE", None, None
         else:

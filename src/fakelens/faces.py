@@ -87,10 +87,27 @@ def _box_transform(box: Sequence[float], size: int) -> np.ndarray:
     return np.array([[scale, 0.0, -x1 * scale], [0.0, scale, -y1 * scale]], dtype=np.float64)
 
 
-def _alignment_transform(landmarks: np.ndarray, size: int, margin: float) -> np.ndarray:
-    """Similarity transform taking the 5 landmarks onto the ArcFace template, widened by ``margin``."""
-    template = (ARCFACE_TEMPLATE_112 / 112.0 - 0.5) / (1.0 + margin) + 0.5
-    matrix, _ = cv2.estimateAffinePartial2D(landmarks, template * size, method=cv2.LMEDS)
+def _alignment_transform(landmarks: np.ndarray, size: int, margin: float) -> np.ndarray | None:
+    """Least-squares similarity transform (Umeyama) taking the 5 landmarks onto the ArcFace template.
+
+    The template is shrunk about its centre by ``margin`` so aligned crops show as much context as
+    box crops. Returns None for degenerate landmarks (all on one point).
+    """
+    template = ((ARCFACE_TEMPLATE_112 / 112.0 - 0.5) / (1.0 + margin) + 0.5) * size
+    src_mean, dst_mean = landmarks.mean(axis=0), template.mean(axis=0)
+    src, dst = landmarks - src_mean, template - dst_mean
+    variance = (src**2).sum() / len(src)
+    if variance < 1e-6:
+        return None
+    u, singular, vt = np.linalg.svd(dst.T @ src / len(src))
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[-1] = -1  # a reflection is not a similarity: flip the weakest axis
+    rotation = u @ np.diag(sign) @ vt
+    scale = (singular * sign).sum() / variance
+    matrix = np.zeros((2, 3))
+    matrix[:, :2] = scale * rotation
+    matrix[:, 2] = dst_mean - scale * rotation @ src_mean
     return matrix
 
 
@@ -127,40 +144,44 @@ def crop_face(
 def link_tracks(
     faces_per_frame: Sequence[Sequence["Face"]],
     min_iou: float = 0.2,
+    max_jump: float = 1.0,
     min_track_fraction: float = 0.25,
 ) -> list[list[int]]:
-    """Assign a track id to every face, linking faces across frames by box overlap.
+    """Assign a track id to every face, linking faces across frames by box overlap or proximity.
 
-    A face joins the track whose last box overlaps it most (IoU >= ``min_iou``) or, because sampled
-    frames can be far apart, whose last box centre lies within half a box side. Tracks seen in fewer
-    than ``min_track_fraction`` of the frames that the longest track spans are dropped (id -1):
-    they are almost always spurious detections. Track ids are renumbered 0, 1, ... by first appearance.
+    Sampled frames can be a fifth of a second apart, so a face may move more than its box overlaps.
+    A face continues a track when its box overlaps the track's last box (IoU >= ``min_iou``) or, failing
+    that, when the centres are less than ``max_jump`` box sides apart; pairs are matched greedily,
+    overlapping pairs first, then nearest. Tracks seen in fewer than ``min_track_fraction`` of the
+    frames the longest track spans are dropped (id -1): they are almost always spurious detections.
+    Track ids are renumbered 0, 1, ... by first appearance.
     """
     last_boxes: list[Sequence[float]] = []
     lengths: list[int] = []
     assigned: list[list[int]] = []
     for faces in faces_per_frame:
+        pairs = []
+        for i, face in enumerate(faces):
+            for track, last in enumerate(last_boxes):
+                iou = box_iou(face.box, last)
+                jump = _centre_distance(face.box, last)
+                if iou >= min_iou:
+                    pairs.append((1.0 - iou, i, track))
+                elif jump < max_jump:
+                    pairs.append((1.0 + jump, i, track))
         ids = [-1] * len(faces)
-        free = set(range(len(last_boxes)))
-        order = sorted(range(len(faces)), key=lambda i: -faces[i].prob)
-        for i in order:
-            box = faces[i].box
-            best, best_score = -1, 0.0
-            for track in free:
-                score = box_iou(box, last_boxes[track])
-                if score < min_iou and _centre_close(box, last_boxes[track]):
-                    score = min_iou  # near enough to continue the track
-                if score >= min_iou and score > best_score:
-                    best, best_score = track, score
-            if best < 0:
-                last_boxes.append(box)
+        used: set[int] = set()
+        for _, i, track in sorted(pairs):
+            if ids[i] < 0 and track not in used:
+                ids[i] = track
+                used.add(track)
+        for i, face in enumerate(faces):
+            if ids[i] < 0:
+                last_boxes.append(face.box)
                 lengths.append(0)
-                best = len(last_boxes) - 1
-            else:
-                free.discard(best)
-                last_boxes[best] = box
-            lengths[best] += 1
-            ids[i] = best
+                ids[i] = len(last_boxes) - 1
+            last_boxes[ids[i]] = face.box
+            lengths[ids[i]] += 1
         assigned.append(ids)
     longest = max(lengths, default=0)
     kept = [t for t, n in enumerate(lengths) if n >= max(1.0, min_track_fraction * longest)]
@@ -168,11 +189,12 @@ def link_tracks(
     return [[renumber.get(t, -1) for t in ids] for ids in assigned]
 
 
-def _centre_close(a: Sequence[float], b: Sequence[float]) -> bool:
-    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+def _centre_distance(a: Sequence[float], b: Sequence[float]) -> float:
+    """Distance between box centres, in units of the larger box side."""
+    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1], 1e-6)
     dx = (a[0] + a[2] - b[0] - b[2]) / 2.0
     dy = (a[1] + a[3] - b[1] - b[3]) / 2.0
-    return (dx * dx + dy * dy) ** 0.5 < 0.5 * side
+    return (dx * dx + dy * dy) ** 0.5 / side
 
 
 def _transform_points(points: Iterable[Sequence[float]], matrix: np.ndarray) -> tuple[tuple[float, float], ...]:

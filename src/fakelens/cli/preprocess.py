@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("paths", nargs="+", metavar="ROOT",
                         help="dataset folder (with --merge: the output folders to join)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (crops/, manifest.csv, ...)")
-    parser.add_argument("--dataset", choices=["celebdf", "ffpp", "folder"],
+    parser.add_argument("--dataset", choices=["celebdf", "ffpp", "folder", "list"],
                         help="layout of ROOT: celebdf (Celeb-DF v2), ffpp (FaceForensics++), folder (real/ and fake/ subfolders)")
     parser.add_argument("--merge", action="store_true", help="join the preprocessing folders given as ROOT into --out")
     group = parser.add_argument_group("frames and crops")
@@ -60,6 +60,10 @@ def register(subparsers) -> None:
                        help="FF++ methods, comma-separated (default: all found, e.g. Deepfakes,Face2Face,FaceSwap,"
                        "NeuralTextures,FaceShifter,DeepFakeDetection)")
     group.add_argument("--splits", default=None, help="folder with the FF++ train/val/test.json (default: the official lists)")
+    group.add_argument("--list", dest="list_file", default=None,
+                       help="list: CSV with path,label[,group,method,dataset,split] (default ROOT/media.csv)")
+    group.add_argument("--val-groups", default=None,
+                       help="list: comma-separated groups always put in val (e.g. those of demo media)")
     group = parser.add_argument_group("running")
     group.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     group.add_argument("--shard", default=None, metavar="i/N", help="process only slice i of N (0-based), e.g. 0/4")
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if len(args.paths) != 1:
         raise PreprocessError("give one dataset folder (or --merge with several output folders)")
     if args.dataset is None:
-        raise PreprocessError("--dataset is required: celebdf, ffpp or folder")
+        raise PreprocessError("--dataset is required: celebdf, ffpp, folder or list")
     shard = parse_shard(args.shard)
     config = PreprocessConfig(
         frames=args.frames, size=args.size, margin=args.margin, align=args.align, keep=args.keep,
@@ -92,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, seed=args.seed, cross_identity=args.cross_identity,
         test_list=args.test_list, compression=args.compression, splits=args.splits,
         methods=[m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None,
+        list_file=args.list_file,
+        val_groups=[g.strip() for g in args.val_groups.split(",") if g.strip()] if args.val_groups else None,
     )
     records = balance(records, args.balance, frames=args.frames, seed=args.seed)
     print(format_counts(class_counts(records), unit=f"videos, balance={args.balance}"))
