@@ -148,7 +148,8 @@ def test_array_tensor_and_list_inputs_agree(detector, presenter_crops):
     for other in (as_array, as_tensor):
         for faces_a, faces_b in zip(as_list, other):
             assert [f.box for f in faces_a] == [f.box for f in faces_b]
-    assert [f.box for f in one_frame[0]] == [f.box for f in as_list[0]]
+    # A batch of one may take other kernels than a batch of two: equal up to float rounding.
+    np.testing.assert_allclose([f.box for f in one_frame[0]], [f.box for f in as_list[0]], atol=1e-2)
 
 
 def test_frames_of_different_sizes_keep_their_order(detector, png, video_frames):
