@@ -404,6 +404,8 @@ def test_cli_usage_errors(tmp_path, examples):
     assert no_manifest.returncode == 1 and "--manifest" in no_manifest.stderr
     both = run_cli("--gallery", "--evaluate")
     assert both.returncode == 1 and "one of" in both.stderr
+    colours = run_cli(str(examples / "fake_ffpp_ex_deepfakes.png"), "--out", str(tmp_path), "--colormap", "plaid")
+    assert colours.returncode == 1 and "--colormap" in colours.stderr
 
 
 @pytest.mark.slow

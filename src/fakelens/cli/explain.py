@@ -317,6 +317,10 @@ def run(args: argparse.Namespace) -> int:
         raise FakelensError("--alpha must be between 0 and 1")
     if args.threshold is not None and not 0.0 < args.threshold < 1.0:
         raise FakelensError("--threshold must be between 0 and 1")
+    from matplotlib import colormaps
+
+    if args.colormap not in colormaps:
+        raise FakelensError(f"unknown --colormap {args.colormap!r}; try jet, inferno, turbo or viridis")
     if args.gallery:
         if args.manifest is None or args.out is None:
             raise FakelensError("--gallery needs --manifest M.csv and --out DIR")
