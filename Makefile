@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fakelens-installed
 
-.PHONY: setup demo app test test-fast browser-deps bench clean
+.PHONY: setup demo app test test-fast browser-deps bench default-model clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,9 +14,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# The main job on bundled defaults: faces + verdicts + Grad-CAM for the bundled examples.
+# The main job on bundled defaults, in the terminal: verdicts for the bundled examples, then the face
+# crops and Grad-CAM overlays of the fake example video under demo-out/.
 demo: setup
-	$(VENV)/bin/fakelens faces examples/real_ffpp_004.mp4 --out demo-out/faces
+	$(VENV)/bin/fakelens predict examples/
+	$(VENV)/bin/fakelens faces examples/fake_ffpp_NeuralTextures_004_982.mp4 --out demo-out/faces
+	$(VENV)/bin/fakelens explain examples/fake_ffpp_NeuralTextures_004_982.mp4 --out demo-out/explain --top 4
 
 # The Streamlit app on the bundled model and examples.
 app: setup
@@ -38,6 +41,10 @@ test-fast: setup
 
 bench: setup
 	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
+
+# Retrain the bundled model from ../shared/data (about 45 min on 2 CPU cores).
+default-model: setup
+	bash scripts/train_default_model.sh
 
 clean:
 	rm -rf demo-out .pytest_cache build dist src/*.egg-info
