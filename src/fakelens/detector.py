@@ -167,6 +167,8 @@ class Detector:
     keep : ``"all"`` faces linked into tracks (default) or only the ``"largest"`` per frame.
     min_track_share : a track decides the verdict only if seen in at least this share of the frames
         of the longest track (default 0.5); see :class:`TrackScore`.
+    min_face_prob : faces the detector is less sure of are not scored (default 0.9): MTCNN's own last
+        threshold (0.7) lets through patterned textures (a fist, a belly, a poster) now and then.
     detection_size, min_face_size : MTCNN settings (defaults 640 and 40 px).
     backend : ``"auto"`` (ONNX Runtime on CPU when installed, else PyTorch), ``"onnx"`` or ``"torch"``.
     device : ``"cpu"``, ``"cuda"``...; default CUDA when available.
@@ -181,6 +183,7 @@ class Detector:
         aggregate: str = "mean",
         keep: str = "all",
         min_track_share: float = 0.5,
+        min_face_prob: float = 0.9,
         detection_size: int | None = DEFAULT_DETECTION_SIZE,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         backend: str = "auto",
@@ -197,6 +200,7 @@ class Detector:
         self.aggregate = aggregate
         self.num_frames = num_frames
         self.min_track_share = min_track_share
+        self.min_face_prob = min_face_prob
         self.faces = FaceExtractor(
             MTCNN(min_face_size=min_face_size, detection_size=detection_size, device=self.device),
             num_frames=num_frames,
@@ -285,7 +289,7 @@ class Detector:
     def _find_faces(self, frames: list[Frame], report: ProgressCallback, timings: dict) -> list[FaceCrop]:
         start = time.perf_counter()
         report("finding faces", 0.2)
-        crops = self.faces.extract_frames(frames)
+        crops = [c for c in self.faces.extract_frames(frames) if c.prob >= self.min_face_prob]
         timings["faces"] = time.perf_counter() - start
         return crops
 
