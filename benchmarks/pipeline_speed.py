@@ -84,8 +84,8 @@ def main() -> None:
     info = probe_video(args.video)
     print(f"machine: {machine()}")
     print(f"clip: {args.video.name} {info.width}x{info.height}, {info.duration:.1f} s, {info.frame_count} frames; 32 sampled")
-    model, _ = load_model(args.checkpoint)
-    detector = Detector(model, num_frames=32)
+    model, info = load_model(args.checkpoint)
+    detector = Detector(model, info, num_frames=32)
     detector.predict(args.video)  # warm-up: ONNX export/load, first-call allocations
 
     ours_runs, naive_runs = [], []
@@ -101,7 +101,8 @@ def main() -> None:
     for key in ("decode", "faces", "classify", "total"):
         a, b = median(ours_runs, key), median(naive_runs, key)
         print(f"{key:10} {a:11.3f} {b:9.3f} {b / a if a else float('nan'):8.1f}x")
-    print(f"\nfakelens: {result.label} P(fake)={result.score:.3f} ({result.backend}, detection_size 640, min face 40 px)")
+    print(f"\nfakelens: {result.label} P(fake)={result.score:.3f} at threshold {result.threshold:.3f} "
+          f"({result.backend}, detection_size 640, min face 40 px)")
     print(f"naive:    P(fake)={naive_runs[-1]['score']:.3f} (mean over frames, largest face, full resolution)")
     print(f"ratio naive/fakelens total time: {median(naive_runs, 'total') / median(ours_runs, 'total'):.1f}x")
 
