@@ -77,8 +77,11 @@ def _group(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def trained(shared_data):
-    """(model, held-out crops, held-out labels): the bundled model when present, else the ImageNet backbone with
-    its head fitted for a few hundred cheap steps on DFDC face crops of other videos (groups never overlap)."""
+    """(model, crops, labels): the bundled model when present, else the ImageNet backbone with its head fitted
+    for 150 cheap steps on DFDC face crops of other videos (groups never overlap). The bundled model's own
+    training split differs, so some of these crops may be training crops for it; the tests below check
+    that explanations follow the model, which does not need unseen crops (the held-out faithfulness
+    figures come from ``fakelens explain --evaluate`` on its validation split)."""
     from fakelens.detector import DEFAULT_MODEL
 
     files = _cvit_files(shared_data)

@@ -41,6 +41,7 @@ see their forward passes too (the Detector's default ONNX backend does not share
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import math
@@ -118,6 +119,7 @@ def _make_targets(target: str, count: int, threshold: float) -> list[LogitTarget
 # --------------------------------------------------------------------------- CAM back-ends
 
 
+@functools.lru_cache(maxsize=None)
 def _cam_classes():
     """pytorch_grad_cam classes, imported lazily (the package pulls in ttach, scipy and sklearn)."""
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, ScoreCAM
