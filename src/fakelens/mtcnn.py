@@ -30,6 +30,7 @@ the numbers):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 from collections.abc import Sequence
@@ -569,6 +570,10 @@ class MTCNN:
         ``max(min_face_size, 12 * longest_side / detection_size)``; e.g. 24 px on 1280x720 with 640.
     device : ``"cpu"``, ``"cuda"``, a :class:`torch.device`, or None (default) for CUDA when available,
         else CPU.
+    num_threads : torch threads while detecting on a CPU (default 1; None keeps the process setting).
+        The cascade is thousands of small convolutions: a second thread gains little on an idle
+        machine, and when another process holds a core, OpenMP's barriers make 2 threads ~9x slower
+        than 1 (measured: 13.9 s against 1.6 s for 32 frames of 720p). Run processes, not threads.
 
     Example
     -------
@@ -583,6 +588,7 @@ class MTCNN:
         scale_factor: float = 0.709,
         detection_size: int | None = None,
         device: str | torch.device | None = None,
+        num_threads: int | None = 1,
     ):
         if not min_face_size > 0:
             raise ValueError(f"min_face_size must be positive, got {min_face_size}")
@@ -600,6 +606,7 @@ class MTCNN:
         self.scale_factor = float(scale_factor)
         self.detection_size = detection_size
         self.device = torch.device(device)
+        self.num_threads = num_threads
         # The networks take raw pixels (normalisation folded into conv1), in channels-last memory:
         # oneDNN runs these thin convolutions about twice as fast that way on CPU.
         self.pnet, self.rnet, self.onet = (
@@ -629,7 +636,7 @@ class MTCNN:
         by_size: dict[tuple[int, int], list[int]] = {}
         for k, image in enumerate(images):
             by_size.setdefault((image.shape[0], image.shape[1]), []).append(k)
-        with torch.inference_mode():
+        with torch.inference_mode(), self._threads():
             for (height, width), indices in by_size.items():
                 scale = self._detection_scale(height, width)
                 pixels = max(1, round(height * scale) * round(width * scale))
@@ -642,6 +649,19 @@ class MTCNN:
         return results
 
     # ------------------------------------------------------------------ internals
+
+    @contextlib.contextmanager
+    def _threads(self):
+        """Run with ``num_threads`` torch threads on a CPU, then restore the process setting."""
+        if self.device.type != "cpu" or not self.num_threads:
+            yield
+            return
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
     def _detection_scale(self, height: int, width: int) -> float:
         longest = max(height, width)
