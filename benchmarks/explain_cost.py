@@ -11,8 +11,6 @@ Runs are interleaved (baseline, then each method, per repeat) and the median is 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -24,28 +22,11 @@ import torch
 from fakelens.explain import Explainer
 from fakelens.media import read_image
 from fakelens.model import DeepfakeClassifier, load_backbone_weights, preprocess_crops
+from fakelens.sysinfo import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = "load average %.1f" % os.getloadavg()[0]
-    except OSError:
-        load = "load unknown"
-    return (
-        f"{cpu}; {os.cpu_count()} cores ({load}); torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads); Python {platform.python_version()}"
-    )
 
 
 def load_classifier(checkpoint: Path | None) -> tuple[torch.nn.Module, str]:
@@ -137,7 +118,7 @@ def main() -> None:
 
     baseline = statistics.median(times["predict"])
     print(f"explaining {len(crops)} crops vs predicting them (model: {name})")
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     print(f"{'method':<28} {'seconds':>9} {'ms/crop':>9} {'x predict':>10} {'runs':>5}")
     for method, values in times.items():
         if not values:

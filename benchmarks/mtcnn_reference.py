@@ -20,14 +20,13 @@ What it prints:
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from fakelens.sysinfo import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 VIDEOS_720P = ["videos/ffpp-c23/183.mp4", "videos/ffpp-c23/634.mp4", "videos/ffpp-c23/004.mp4"]
@@ -49,23 +48,6 @@ def import_reference(path: str):
         return None, exc
     return ReferenceMTCNN, None
 
-
-def machine() -> str:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
-        f"threads, Python {platform.python_version()}, load average {load}"
-    )
 
 
 # --------------------------------------------------------------------------- detections as arrays
@@ -244,7 +226,7 @@ def main(argv=None) -> int:
         print(f"missing videos under {data}: {', '.join(missing)}; nothing was measured.")
         return 0
 
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     frames = {v: [f.image for f in read_video(data / v, num_frames=args.frames)] for v in VIDEOS_720P + VIDEOS_OTHER}
     print(f"frames: {args.frames} per video from {', '.join(frames)}")
     torch.set_grad_enabled(False)
@@ -289,7 +271,7 @@ def main(argv=None) -> int:
     for label, wall_o, wall_r, cpu_o, cpu_r in rows:
         print(f"  {label:40s} ours {wall_o:6.2f} | {cpu_o:6.2f}   reference {wall_r:6.2f} | {cpu_r:6.2f}   "
               f"ratio {wall_o / wall_r:.2f}x | {cpu_o / cpu_r:.2f}x")
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     return 0
 
 

@@ -9,8 +9,6 @@ detect faces at full resolution one frame at a time, and classify crops one by o
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -25,20 +23,10 @@ from fakelens.faces import crop_face
 from fakelens.media import probe_video, sample_indices
 from fakelens.model import preprocess_crops
 from fakelens.mtcnn import MTCNN
+from fakelens.sysinfo import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__} ({torch.get_num_threads()} threads); {platform.python_version()}"
 
 
 def naive(video: Path, model, num_frames: int = 32) -> dict[str, float]:
@@ -82,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
 
     info = probe_video(args.video)
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     print(f"clip: {args.video.name} {info.width}x{info.height}, {info.duration:.1f} s, {info.frame_count} frames; 32 sampled")
     model, info = load_model(args.checkpoint)
     detector = Detector(model, info, num_frames=32)

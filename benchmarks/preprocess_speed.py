@@ -17,37 +17,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
 
-import torch
 
 from fakelens.datasets import VideoRecord
 from fakelens.media import VIDEO_SUFFIXES, probe_video
 from fakelens.preprocess import PreprocessConfig, preprocess
+from fakelens.sysinfo import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Default videos: the FF++ c23 clips of the shared pool (mostly 1280x720), else the bundled examples.
 DEFAULT_SOURCES = [ROOT.parent / "shared" / "data" / "videos" / "ffpp-c23", ROOT / "examples"]
 
-
-def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}"
-    text += f" ({torch.get_num_threads()} threads)"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 def find_videos(sources: list[Path], limit: int) -> list[Path]:
@@ -95,7 +78,7 @@ def main() -> None:
         for i, p in enumerate(videos)
     ]
     sizes = sorted({f"{probe_video(p).width}x{probe_video(p).height}" for p in videos})
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     print(f"videos: {len(videos)} ({', '.join(sizes)}), {args.frames} frames each\n")
 
     base = PreprocessConfig(frames=args.frames, device=args.device)

@@ -15,8 +15,6 @@ depend on image content). Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -26,27 +24,10 @@ from torch import nn
 
 from fakelens.data import normalize_batch
 from fakelens.model import DeepfakeClassifier
+from fakelens.sysinfo import describe_machine
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "dfdc" / "cvit__real"
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{platform.platform()} | CPU {cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if torch.cuda.is_available():
-        text += f" | CUDA {torch.cuda.get_device_name(0)}"
-    try:
-        text += f" | load average {os.getloadavg()[0]:.1f}"
-    except OSError:
-        pass
-    return text
 
 
 def crops(n: int) -> torch.Tensor:
@@ -158,7 +139,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first (default 2)")
     parser.add_argument("--device", default="all", help="cpu, cuda or all (default all: CPU, then CUDA if available)")
     args = parser.parse_args()
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     batch = crops(args.batch_size)
     for name in devices:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import logging
 from pathlib import Path
 
 import av

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fakelens.checkpoint import load_checkpoint, save_checkpoint, sha256_file, unwrap_model
+from fakelens.checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from fakelens.data import (
     PURPOSE_EVAL_SBI,
     PURPOSE_TRAIN,
