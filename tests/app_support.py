@@ -13,12 +13,11 @@ BACKBONE = ROOT.parent / "shared" / "weights" / "mobilenet_v2_imagenet.pth"
 
 def bundled_model_usable() -> bool:
     """Whether the bundled default model is installed and passes its checksum."""
-    from fakelens.checkpoint import verify_sha256
-    from fakelens.detector import DEFAULT_MODEL, DEFAULT_MODEL_SHA256
+    from fakelens.detector import verify_default_model
     from fakelens.errors import CheckpointError
 
     try:
-        verify_sha256(DEFAULT_MODEL, DEFAULT_MODEL_SHA256)
+        verify_default_model()
     except CheckpointError:
         return False
     return True

@@ -152,3 +152,26 @@ def test_a_briefly_seen_face_does_not_decide_the_verdict(checkpoint, examples, t
     main_track, glimpse = sorted(result.tracks, key=lambda t: -t.faces)
     assert main_track.principal and not glimpse.principal
     assert result.track == main_track.track and result.score == main_track.score
+
+
+def test_bundled_model_is_checksummed_and_loads(examples):
+    from fakelens.detector import DEFAULT_MODEL, verify_default_model
+
+    assert verify_default_model() == DEFAULT_MODEL
+    assert DEFAULT_MODEL.stat().st_size < 15_000_000
+    detector = Detector.default(num_frames=4)
+    assert detector.name == "fakelens-default-v1" and 0.0 < detector.threshold < 1.0
+
+
+def test_a_tampered_checkpoint_is_refused(tmp_path):
+    from fakelens.checkpoint import verify_sha256
+    from fakelens.detector import DEFAULT_MODEL
+    from fakelens.errors import CheckpointError
+
+    copy = tmp_path / "default.pt"
+    data = bytearray(DEFAULT_MODEL.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    expected = __import__("json").loads(DEFAULT_MODEL.with_suffix(".json").read_text())["sha256"]
+    with pytest.raises(CheckpointError):
+        verify_sha256(copy, expected)

@@ -139,6 +139,16 @@ class Prediction:
         return json.dumps(self.to_dict(), **kwargs)
 
 
+def verify_default_model() -> Path:
+    """The bundled model's path, after checking its sha256 against its record (:class:`CheckpointError` if not)."""
+    from fakelens.checkpoint import verify_sha256
+
+    if not DEFAULT_MODEL.is_file() or not DEFAULT_MODEL_RECORD.is_file():
+        raise CheckpointError(f"the bundled model is missing ({DEFAULT_MODEL}); reinstall fakelens")
+    verify_sha256(DEFAULT_MODEL, json.loads(DEFAULT_MODEL_RECORD.read_text())["sha256"])
+    return DEFAULT_MODEL
+
+
 def aggregate_scores(scores: Sequence[float], method: str = "mean") -> float:
     """One score from a track's frame scores: ``mean`` or the DFDC winner's ``confident`` strategy."""
     from fakelens.metrics import STRATEGIES
@@ -222,12 +232,7 @@ class Detector:
     @classmethod
     def default(cls, **kwargs) -> "Detector":
         """The bundled model (trained on the media credited in MODEL_CARD.md), checksum verified."""
-        from fakelens.checkpoint import verify_sha256
-
-        if not DEFAULT_MODEL.is_file() or not DEFAULT_MODEL_RECORD.is_file():
-            raise CheckpointError(f"the bundled model is missing ({DEFAULT_MODEL}); reinstall fakelens")
-        verify_sha256(DEFAULT_MODEL, json.loads(DEFAULT_MODEL_RECORD.read_text())["sha256"])
-        return cls.from_checkpoint(DEFAULT_MODEL, **kwargs)
+        return cls.from_checkpoint(verify_default_model(), **kwargs)
 
     # ------------------------------------------------------------------ prediction
 
