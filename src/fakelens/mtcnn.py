@@ -534,7 +534,9 @@ def _as_frames(frames) -> list[torch.Tensor]:
         if isinstance(item, np.ndarray):
             if item.dtype != np.uint8:
                 raise MediaError(None, f"frame {k}: expected uint8 pixels, got {item.dtype}")
-            tensor = torch.from_numpy(np.ascontiguousarray(item))
+            # Read-only arrays (e.g. np.asarray of a PIL image) are copied: torch wants writable memory.
+            item = np.ascontiguousarray(item) if item.flags.writeable else np.array(item, order="C")
+            tensor = torch.from_numpy(item)
         elif isinstance(item, torch.Tensor):
             if item.dtype != torch.uint8:
                 raise MediaError(None, f"frame {k}: expected uint8 pixels, got {item.dtype}")
