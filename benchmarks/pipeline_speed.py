@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fakelens.checkpoint import load_model
-from fakelens.detector import DEFAULT_MODEL, Detector
+from fakelens.detector import DEFAULT_DETECTION_SIZE, DEFAULT_MIN_FACE_SIZE, DEFAULT_MODEL, Detector
 from fakelens.faces import crop_face
 from fakelens.media import probe_video, sample_indices
 from fakelens.model import preprocess_crops
@@ -90,7 +90,7 @@ def main() -> None:
         a, b = median(ours_runs, key), median(naive_runs, key)
         print(f"{key:10} {a:11.3f} {b:9.3f} {b / a if a else float('nan'):8.1f}x")
     print(f"\nfakelens: {result.label} P(fake)={result.score:.3f} at threshold {result.threshold:.3f} "
-          f"({result.backend}, detection_size 640, min face 40 px)")
+          f"({result.backend}, detection_size {DEFAULT_DETECTION_SIZE}, min face {DEFAULT_MIN_FACE_SIZE} px)")
     print(f"naive:    P(fake)={naive_runs[-1]['score']:.3f} (mean over frames, largest face, full resolution)")
     print(f"ratio naive/fakelens total time: {median(naive_runs, 'total') / median(ours_runs, 'total'):.1f}x")
 
