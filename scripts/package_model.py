@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+from fakelens import atomic
 from fakelens.checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from fakelens.detector import DEFAULT_MODEL, DEFAULT_MODEL_RECORD
 from fakelens.model import DeepfakeClassifier
@@ -44,9 +44,7 @@ def main() -> None:
     }
     if args.eval:
         record["evaluation"] = json.loads(args.eval.read_text())
-    tmp = DEFAULT_MODEL_RECORD.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
-    os.replace(tmp, DEFAULT_MODEL_RECORD)
+    atomic.write_json(DEFAULT_MODEL_RECORD, record)
     print(f"wrote {DEFAULT_MODEL} ({record['bytes'] / 1e6:.1f} MB, sha256 {record['sha256'][:16]}...) and {DEFAULT_MODEL_RECORD}")
 
 

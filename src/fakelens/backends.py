@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fakelens import atomic
 from fakelens.model import IMAGENET_MEAN, IMAGENET_STD, DeepfakeClassifier
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,7 @@ def export_onnx(classifier: DeepfakeClassifier, path: str | Path, opset: int = 1
     path.parent.mkdir(parents=True, exist_ok=True)
     module = ProbabilityModel(classifier.cpu()).eval()
     example = torch.zeros(2, 224, 224, 3, dtype=torch.uint8)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    with warnings.catch_warnings():
+    with atomic.atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
             module,
@@ -98,7 +98,6 @@ def export_onnx(classifier: DeepfakeClassifier, path: str | Path, opset: int = 1
             opset_version=opset,
             dynamo=False,
         )
-    os.replace(tmp, path)
     return path
 
 

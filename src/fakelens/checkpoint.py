@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fakelens import atomic
 from fakelens.errors import CheckpointError
 from fakelens.model import DeepfakeClassifier
 
@@ -64,15 +65,11 @@ def _check_plain(value: Any, where: str) -> None:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """``torch.save`` to ``path.tmp`` then ``os.replace``: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
+    with atomic.atomic_path(path) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def save_checkpoint(

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from fakelens import atomic
 from fakelens.errors import FakelensError
 from fakelens.model import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE
 from fakelens.sbi import SBIConfig, self_blend
@@ -149,16 +150,8 @@ def read_manifest(path: str | Path, split: str | Sequence[str] | None = None) ->
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text to ``path.tmp`` and ``os.replace`` it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    """Write text to ``path`` atomically (see :mod:`fakelens.atomic`)."""
+    return atomic.write_bytes(path, text)
 
 
 def write_manifest(rows: Iterable[dict], path: str | Path) -> Path:

@@ -19,7 +19,6 @@ import csv
 import io
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fakelens import atomic
 from fakelens.data import CropDataset, ManifestRow, atomic_write_text, collate, normalize_batch, read_manifest, worker_init
 from fakelens.metrics import AGGREGATIONS, BinaryMetrics, aggregate_videos, binary_metrics, json_safe
 
@@ -289,9 +289,8 @@ def evaluate(
 
 
 def _atomic_savefig(fig, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def plot_curves(labels: np.ndarray, scores: np.ndarray, threshold: float, title: str, prefix: Path) -> list[Path]:

@@ -47,10 +47,8 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import logging
 import math
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,6 +60,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fakelens import atomic
 from fakelens.errors import FakelensError
 from fakelens.model import INPUT_SIZE, preprocess_crops
 
@@ -688,22 +687,14 @@ def save_png(image: np.ndarray, path: str | Path) -> Path:
     """Write an (H, W, 3) uint8 RGB array as PNG, atomically (``name.tmp`` then ``os.replace``)."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    Image.fromarray(np.ascontiguousarray(image)).save(temporary, format="PNG")
-    os.replace(temporary, path)
-    return path
+    with atomic.atomic_path(path) as temporary:
+        Image.fromarray(np.ascontiguousarray(image)).save(temporary, format="PNG")
+    return Path(path)
 
 
 def write_json(data: Any, path: str | Path) -> Path:
     """Write JSON atomically (``name.tmp`` then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return atomic.write_json(path, data)
 
 
 # --------------------------------------------------------------------------- galleries

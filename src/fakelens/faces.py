@@ -295,7 +295,7 @@ class FaceExtractor:
 
 def write_crops(crops: Sequence[FaceCrop], out_dir: str | Path, stem: str, quality: int = 95) -> list[Path]:
     """Write crops as ``<stem>_f<frame>_t<track>.jpg`` under ``out_dir`` atomically; return their paths."""
-    import os
+    from fakelens import atomic
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -305,8 +305,5 @@ def write_crops(crops: Sequence[FaceCrop], out_dir: str | Path, stem: str, quali
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise OSError(f"could not encode {path}")
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data.tobytes())
-        os.replace(tmp, path)
-        paths.append(path)
+        paths.append(atomic.write_bytes(path, data.tobytes()))
     return paths

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from fakelens.datasets import LABELS, SPLITS, DatasetError, VideoRecord, class_counts
+from fakelens import atomic
 from fakelens.errors import FakelensError
 
 log = logging.getLogger(__name__)
@@ -169,22 +170,9 @@ class PreprocessSummary:
 # --------------------------------------------------------------------------- files
 
 
-def _tmp_name(path: Path) -> Path:
-    # The pid in the name lets a later run tell a dead run's leftovers from a live shard's files.
-    return path.with_name(f"{path.name}.{os.getpid()}.tmp")
-
-
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``, so readers never see half."""
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_bytes(path, data)
 
 
 def _csv_text(columns: Sequence[str], rows: Iterable[dict]) -> str:
@@ -652,7 +640,7 @@ def _run(pending: Sequence[VideoRecord], out_dir: Path, config: PreprocessConfig
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(dst)
+    tmp = atomic.temporary_name(dst)
     tmp.unlink(missing_ok=True)
     try:
         os.link(src, tmp)  # same filesystem: no copy, no extra space

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fakelens import atomic
 from fakelens.checkpoint import load_checkpoint, save_checkpoint, sha256_file
 from fakelens.data import (
     PURPOSE_EVAL_SBI,
@@ -361,10 +362,9 @@ def plot_history(out: Path, history: list[dict]) -> None:
             ax.set_ylim(0, 1.02)
         ax.legend()
         ax.grid(alpha=0.3)
-        tmp = out / f"{name}.png.tmp"
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        with atomic.atomic_path(out / f"{name}.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
         plt.close(fig)
-        os.replace(tmp, out / f"{name}.png")
 
 
 # --------------------------------------------------------------------------- training

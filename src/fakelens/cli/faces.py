@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
 
 
@@ -29,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fakelens import atomic
     from fakelens.errors import FakelensError
     from fakelens.faces import FaceExtractor, write_crops
     from fakelens.mtcnn import MTCNN
@@ -58,10 +57,7 @@ def run(args: argparse.Namespace) -> int:
             "tracks": len({c.track for c in crops}),
             "detections": [dict(c.to_dict(), crop=p.name) for c, p in zip(crops, written)],
         }
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / "detections.json.tmp"
-        tmp.write_text(json.dumps(report, indent=2))
-        os.replace(tmp, out_dir / "detections.json")
+        atomic.write_json(out_dir / "detections.json", report)
         frames = len({c.frame_index for c in crops})
         print(f"{path}: {len(crops)} face crops from {frames} frames ({report['tracks']} track(s)) -> {out_dir}")
     return 1 if failed else 0
