@@ -138,3 +138,34 @@ def test_single_face_video_from_the_pool_gives_crops_for_90_percent_of_frames(sh
     for faces in again:
         x1, y1, x2, y2 = faces[0].box
         assert 80 < (x1 + x2) / 2 < 144 and 80 < (y1 + y2) / 2 < 144
+
+
+def test_tight_face_is_found_and_cropped_like_a_full_frame(examples):
+    """A face that fills the frame (dataset crops, face-track clips) is detected on a padded canvas and its
+    crop is filled by mirroring, never by a black band; boxes come back in the frame's own pixels."""
+    import numpy as np
+
+    from fakelens.faces import FaceExtractor, pad_frame
+    from fakelens.media import Frame
+
+    extractor = FaceExtractor(num_frames=1)
+    full = extractor.extract(examples / "real_ffpp_ex_original.png")
+    assert full, "the example must hold a face"
+    x1, y1, x2, y2 = full[0].box
+    frame = extractor.extract(examples / "real_ffpp_ex_original.png")[0]
+    from fakelens.media import load_frames
+
+    image = load_frames(examples / "real_ffpp_ex_original.png", num_frames=1)[0].image
+    tight = np.ascontiguousarray(image[int(y1) : int(y2), int(x1) : int(x2)])
+    crops = extractor.extract_frames([Frame(index=0, timestamp=0.0, image=tight)])
+    assert len(crops) == 1
+    crop = crops[0]
+    bx1, by1, bx2, by2 = crop.box
+    h, w = tight.shape[:2]
+    assert -0.15 * w < bx1 < 0.5 * w and 0.5 * w < bx2 < 1.15 * w and 0.5 * h < by2 < 1.15 * h
+    # The 1.3x crop reaches past the tight frame; the part outside mirrors the face instead of being black.
+    assert crop.crop_box[0] < 0 or crop.crop_box[1] < 0
+    assert (crop.image.reshape(-1, 3).max(axis=1) < 8).mean() < 0.02
+    padded, pad = pad_frame(tight)
+    assert padded.shape[:2] == (h + 2 * pad, w + 2 * pad) and padded[:pad].max() == 0
+    assert frame.box == full[0].box

@@ -28,7 +28,9 @@ def test_sbi_changes_only_inside_mask(real_crop, landmarks, seed):
     assert result.label == "fake" and result.target == 1
     assert result.used_landmarks is (landmarks is not None)
     assert result.image.shape == real_crop.shape and result.image.dtype == np.uint8
-    changed = np.any(result.image != real_crop, axis=2)
+    # The pair's REAL image is the crop itself, or the crop with the source transforms when they went to the target.
+    assert result.real.shape == real_crop.shape and result.real.dtype == np.uint8
+    changed = np.any(result.image != result.real, axis=2)
     inside = result.mask > 0
     assert not np.any(changed & ~inside), "pixels outside the mask were modified"
     assert changed.sum() > 0.05 * changed.size, "the blend should alter a visible part of the face"
@@ -71,3 +73,59 @@ def test_dataset_sbi_items_are_fake_and_keyed(shared_data):
     assert not np.array_equal(dataset[(1, 3)][0].numpy(), fake_image.numpy())
     with pytest.raises(ValueError):
         self_blend(np.zeros((8, 8), np.uint8))  # not an RGB image
+
+
+def test_transforms_go_to_source_or_target(real_crop):
+    """As the reference code: about half the pairs alter the pasted face, half the crop it is pasted into."""
+    to_target = sum(not np.array_equal(self_blend(real_crop, LANDMARKS, np.random.default_rng(s)).real, real_crop) for s in range(40))
+    assert 8 <= to_target <= 32
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pair_real_matches_the_blend(real_crop, seed):
+    from fakelens.sbi import blend_pair_real
+
+    blended = self_blend(real_crop, LANDMARKS, np.random.default_rng(seed))
+    assert np.array_equal(blend_pair_real(real_crop, np.random.default_rng(seed)), blended.real)
+
+
+def test_grayscale_crop_gives_grayscale_pseudo_fake(real_crop):
+    from fakelens.sbi import is_grayscale
+
+    gray = np.repeat(real_crop.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    assert is_grayscale(gray) and not is_grayscale(real_crop)
+    for seed in range(6):
+        result = self_blend(gray, LANDMARKS, np.random.default_rng(seed))
+        assert is_grayscale(result.image) and is_grayscale(result.real)
+
+
+def test_colour_change_is_subtle(real_crop):
+    """Paper-strength colour: the pasted face's mean colour moves by at most the RGB shift (20) plus contrast."""
+    for seed in range(10):
+        result = self_blend(real_crop, LANDMARKS, np.random.default_rng(seed))
+        inside = result.mask > 0.9
+        if inside.sum() < 100:
+            continue
+        shift = np.abs(result.image[inside].astype(float).mean(axis=0) - result.real[inside].astype(float).mean(axis=0))
+        assert shift.max() < 30, shift
+
+
+def test_paired_dataset_gives_real_and_its_own_pseudo_fake(shared_data):
+    from fakelens.data import PairedSampler
+
+    row = ManifestRow(crop_path=shared_data / CROP, label="real", crop_landmarks=LANDMARKS)
+    other = ManifestRow(crop_path=shared_data / "images/celebdf-v2/dfgc__00016/0010.png", label="real")
+    items = [(0, "real"), (0, "sbi"), (1, "real"), (1, "sbi")]
+    dataset = CropDataset([row, other], items=items, paired=True)
+    sampler = PairedSampler(items, num_samples=8, seed=0)
+    keys = list(sampler)
+    assert len(keys) == len(sampler) == 8
+    for (real_key, sbi_key) in zip(keys[::2], keys[1::2]):
+        assert dataset.items[real_key[0]][1] == "real" and dataset.items[sbi_key[0]][1] == "sbi"
+        assert dataset.items[real_key[0]][0] == dataset.items[sbi_key[0]][0] and real_key[1] == sbi_key[1]
+        real, target = dataset.get_image(real_key)
+        fake, fake_target = dataset.get_image(sbi_key)
+        assert (target, fake_target) == (0, 1)
+        image, landmarks = load_crop(dataset.rows[dataset.items[real_key[0]][0]])
+        blended = self_blend(image, landmarks, __import__("fakelens.data", fromlist=["sample_rng"]).sample_rng(0, 0, 0, dataset.items[real_key[0]][0], real_key[1], 1))
+        assert np.array_equal(real, blended.real) and np.array_equal(fake, blended.image)

@@ -34,7 +34,7 @@ from torch.utils.data import Dataset, Sampler
 from fakelens import atomic
 from fakelens.errors import FakelensError
 from fakelens.model import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE
-from fakelens.sbi import SBIConfig, self_blend
+from fakelens.sbi import SBIConfig, blend_pair_real, self_blend
 
 MANIFEST_COLUMNS = [
     "crop_path", "video", "frame_index", "timestamp", "track", "x1", "y1", "x2", "y2", "prob",
@@ -316,12 +316,17 @@ class Augmenter:
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 6.0  #: degrees
-    jpeg_p: float = 0.3
-    jpeg_quality: tuple[int, int] = (40, 95)
+    jpeg_p: float = 0.5  #: the SBI reference's ImageCompression(40, 100, p=0.5), reaching down to heavy compression
+    jpeg_quality: tuple[int, int] = (30, 100)
     blur_p: float = 0.1
     blur_sigma: tuple[float, float] = (0.3, 1.5)
-    downscale_p: float = 0.2
-    downscale: tuple[float, float] = (0.4, 0.85)
+    downscale_p: float = 0.25
+    downscale: tuple[float, float] = (0.3, 0.85)
+    #: grayscale copies, so a gray photo or clip is neither a REAL nor a FAKE cue
+    grayscale_p: float = 0.1
+    #: the face shrunk onto a black canvas (as dataset tools export crops), so black borders are no cue either
+    canvas_p: float = 0.1
+    canvas_scale: tuple[float, float] = (0.6, 0.9)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = image.shape[:2]
@@ -335,6 +340,11 @@ class Augmenter:
             out = cv2.warpAffine(np.ascontiguousarray(out), matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
         if rng.random() < self.color_p:
             out = self._colour(out, rng)
+        if rng.random() < self.canvas_p:
+            out = self._canvas(out, rng)
+        if rng.random() < self.grayscale_p:
+            gray = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2GRAY)
+            out = np.repeat(gray[..., None], 3, axis=2)
         if rng.random() < self.downscale_p:
             factor = rng.uniform(*self.downscale)
             small = cv2.resize(np.ascontiguousarray(out), (max(8, int(w * factor)), max(8, int(h * factor))), interpolation=cv2.INTER_AREA)
@@ -347,6 +357,15 @@ class Augmenter:
             if ok:
                 out = cv2.imdecode(buffer, cv2.IMREAD_COLOR)[..., ::-1]
         return np.ascontiguousarray(out)
+
+    def _canvas(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = image.shape[:2]
+        scale = rng.uniform(*self.canvas_scale)
+        sw, sh = max(8, int(w * scale)), max(8, int(h * scale))
+        x0, y0 = int(rng.integers(0, w - sw + 1)), int(rng.integers(0, h - sh + 1))
+        canvas = np.zeros_like(image)
+        canvas[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(np.ascontiguousarray(image), (sw, sh), interpolation=cv2.INTER_AREA)
+        return canvas
 
     def _colour(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = image.astype(np.float32) / 255.0
@@ -361,9 +380,10 @@ class Augmenter:
         return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
-def sample_rng(seed: int, purpose: int, epoch: int, index: int, draw: int = 0) -> np.random.Generator:
+def sample_rng(seed: int, purpose: int, epoch: int, index: int, draw: int = 0, stream: int = 0) -> np.random.Generator:
     """The generator for one sample: a pure function of its key, whatever process or worker asks."""
-    return np.random.default_rng([int(seed), int(purpose), int(epoch), int(index), int(draw)])
+    key = [int(seed), int(purpose), int(epoch), int(index), int(draw)] + ([int(stream)] if stream else [])
+    return np.random.default_rng(key)
 
 
 class CropDataset(Dataset):
@@ -379,6 +399,10 @@ class CropDataset(Dataset):
     seed : base seed of the keyed randomness (default 0).
     purpose : :data:`PURPOSE_TRAIN` (default) or :data:`PURPOSE_EVAL_SBI` (fixed pseudo-fakes for validation).
     size : crop side (default 224).
+    paired : False (default) draws every item's randomness on its own. True keys it on ``(row, draw)``
+        instead, so a REAL item and the SBI item of the same row drawn with the same draw number are the two
+        halves of one self-blended pair - the real target and its own pseudo-fake, with identical
+        augmentation - as the SBI paper trains (see :class:`PairedSampler`).
 
     A sampler may yield ``(index, draw)`` pairs: the draw number separates two draws of one item in an epoch.
     """
@@ -392,8 +416,10 @@ class CropDataset(Dataset):
         seed: int = 0,
         purpose: int = PURPOSE_TRAIN,
         size: int = INPUT_SIZE,
+        paired: bool = False,
     ):
         self.rows = list(rows)
+        self.paired = paired
         self.items = list(items) if items is not None else [(i, r.label) for i, r in enumerate(self.rows)]
         for _, kind in self.items:
             if kind not in KINDS:
@@ -427,11 +453,21 @@ class CropDataset(Dataset):
         image, landmarks = load_crop(self.rows[row_index], self.size)
         # The evaluation pseudo-fakes must not change between epochs, so their key ignores the epoch.
         epoch = self.epoch if self.purpose == PURPOSE_TRAIN else 0
-        rng = sample_rng(self.seed, self.purpose, epoch, index, draw)
+        if not self.paired:
+            rng = sample_rng(self.seed, self.purpose, epoch, index, draw)
+            if kind == "sbi":
+                image = self_blend(image, landmarks, rng, self.sbi).image
+            if self.augment is not None:
+                image = self.augment(image, rng)
+            return image, (0 if kind == "real" else 1)
+        # Both halves of a pair see the same generators: the same blend side and the same augmentation.
+        blend_rng = sample_rng(self.seed, self.purpose, epoch, row_index, draw, 1)
         if kind == "sbi":
-            image = self_blend(image, landmarks, rng, self.sbi).image
+            image = self_blend(image, landmarks, blend_rng, self.sbi).image
+        elif kind == "real":
+            image = blend_pair_real(image, blend_rng, self.sbi)
         if self.augment is not None:
-            image = self.augment(image, rng)
+            image = self.augment(image, sample_rng(self.seed, self.purpose, epoch, row_index, draw, 2))
         return image, (0 if kind == "real" else 1)
 
     def __getitem__(self, key):
@@ -524,6 +560,45 @@ class BalancedSampler(Sampler):
         indices = self.draw()
         for position in range(self.rank, self.total, self.world_size):
             yield indices[position], position
+
+
+class PairedSampler(Sampler):
+    """Self-blended pairs: draws REAL rows uniformly with replacement and yields, for each, its REAL item then
+    its SBI item under one draw number, so with an even batch size every batch holds whole pairs (the SBI
+    paper's batches of reals and their own pseudo-fakes). Sharded over DDP ranks pair by pair.
+
+    Parameters
+    ----------
+    items : the dataset's ``(row, kind)`` items; every REAL row needs an SBI item.
+    num_samples : images per epoch over all ranks (default: the number of items); rounded up to pairs.
+    seed, rank, world_size : as :class:`BalancedSampler`.
+    """
+
+    def __init__(self, items: Sequence[tuple[int, str]], num_samples: int | None = None, seed: int = 0, rank: int = 0, world_size: int = 1):
+        real = {row: k for k, (row, kind) in enumerate(items) if kind == "real"}
+        sbi = {row: k for k, (row, kind) in enumerate(items) if kind == "sbi"}
+        self.pairs = [(real[row], sbi[row]) for row in sorted(real) if row in sbi]
+        if not self.pairs:
+            raise ValueError("paired sampling needs REAL rows with SBI items")
+        total_pairs = math.ceil((int(num_samples) if num_samples else len(items)) / 2)
+        self.per_rank = math.ceil(total_pairs / world_size)
+        self.total = self.per_rank * world_size
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return 2 * self.per_rank
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + self.epoch)
+        chosen = torch.randint(len(self.pairs), (self.total,), generator=generator).tolist()
+        for position in range(self.rank, self.total, self.world_size):
+            real_item, sbi_item = self.pairs[chosen[position]]
+            yield real_item, position
+            yield sbi_item, position
 
 
 def worker_init(_worker_id: int) -> None:

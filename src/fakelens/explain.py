@@ -742,6 +742,8 @@ class Gallery:
     mean_heatmaps: np.ndarray = field(repr=False)
     counts: dict[str, int]
     shown: dict[str, list[int]]
+    #: the per-crop heatmaps the grids were drawn from (kept for region statistics; not serialised)
+    heatmaps: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
         return {
@@ -869,9 +871,11 @@ def explain_gallery(
 ) -> Gallery:
     """Explain ``crops`` with ``model`` and build their :class:`Gallery` (scores from the same pass)."""
     explanation = Explainer(model, method=method, threshold=threshold).explanation(crops, target, progress)
-    return build_gallery(
+    gallery = build_gallery(
         np.asarray(crops), explanation.heatmaps, labels, explanation.scores, threshold, method, target, **gallery_kwargs
     )
+    gallery.heatmaps = np.asarray(explanation.heatmaps)
+    return gallery
 
 
 # --------------------------------------------------------------------------- faithfulness (ROAD)

@@ -4,10 +4,22 @@ Each detected face becomes a square 224x224 crop around its box, enlarged by a m
 of the box side, as DeepfakeBench's 1.3x scale), optionally aligned on its 5 landmarks with a
 similarity transform. Faces are either reduced to the largest per frame, or linked into tracks
 across the sampled frames by box overlap, so that a video with two people yields two tracks.
+
+Tight inputs (a face that fills the frame: dataset face crops, UTKFace/LFW photos, face-track clips) are
+handled in two places, and ``predict`` and preprocessing share both:
+
+* **Detection on a padded canvas.** MTCNN's P-Net needs context around a face, and its boxes cannot
+  reach past the frame, so frames whose longer side is at most :data:`PAD_MAX_SIDE` are detected on a
+  canvas padded by :data:`PAD_FRACTION` of that side; a frame of any size where nothing was found is
+  tried once more padded. Boxes and landmarks are mapped back to the frame.
+* **Crops filled by reflection.** Where the enlarged crop box reaches past the frame, the crop is filled
+  with the frame's mirror image (not black), so a tight face is cropped like a face in a full frame and no
+  crop carries a black band that a classifier could learn as a cue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+#: Frames whose longer side is at most this (pixels) are always detected on a padded canvas.
+PAD_MAX_SIDE = 640
+#: Padding on each side of that canvas, as a fraction of the frame's longer side.
+PAD_FRACTION = 0.25
+
 #: ArcFace's 5-point template for a 112x112 face (eyes, nose, mouth corners), the field's usual target.
 ARCFACE_TEMPLATE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
@@ -35,7 +52,7 @@ class FaceCrop:
     """One face in one frame: where it was found and its 224x224 crop.
 
     ``box`` is the detector's box and ``crop_box`` the square region the crop shows (both x1, y1, x2, y2
-    in frame pixels; ``crop_box`` may reach past the frame, where the crop is black). ``landmarks`` are
+    in frame pixels; ``crop_box`` may reach past the frame, where the crop mirrors the frame). ``landmarks`` are
     in frame pixels, ``crop_landmarks`` in crop pixels.
     """
 
@@ -135,10 +152,44 @@ def crop_face(
         matrix,
         (size, size),
         flags=cv2.INTER_AREA if matrix[0, 0] < 1.0 else cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0),
+        # Mirror, not black, past the frame's edges (see the module docstring).
+        borderMode=cv2.BORDER_REFLECT_101,
     )
     return crop, box, matrix
+
+
+def pad_frame(image: np.ndarray, fraction: float = PAD_FRACTION) -> tuple[np.ndarray, int]:
+    """``image`` on a black canvas padded by ``fraction`` of its longer side on every side, and that pad."""
+    pad = max(1, int(round(max(image.shape[:2]) * fraction)))
+    return cv2.copyMakeBorder(np.ascontiguousarray(image), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0)), pad
+
+
+def _unpad(faces: list["Face"], pad: int) -> list["Face"]:
+    """Faces found on a padded canvas, in the original frame's pixels."""
+    return [
+        dataclasses.replace(
+            face,
+            box=tuple(float(v) - pad for v in face.box),
+            landmarks=tuple((float(x) - pad, float(y) - pad) for x, y in face.landmarks),
+        )
+        for face in faces
+    ]
+
+
+def detect_faces(detector: "MTCNN", images: Sequence[np.ndarray], pad_max_side: int = PAD_MAX_SIDE) -> list[list["Face"]]:
+    """Faces in each image, detecting small (tight) images on a padded canvas and retrying padded where
+    nothing was found (see the module docstring). ``pad_max_side=0`` pads only for the retry."""
+    images = list(images)
+    small = [max(img.shape[:2]) <= pad_max_side for img in images]
+    padded = {k: pad_frame(images[k]) for k, is_small in enumerate(small) if is_small}
+    first = detector.detect([padded[k][0] if k in padded else img for k, img in enumerate(images)])
+    faces = [_unpad(found, padded[k][1]) if k in padded else found for k, found in enumerate(first)]
+    retry = [k for k, found in enumerate(faces) if not found and k not in padded]
+    if retry:
+        canvases = [pad_frame(images[k]) for k in retry]
+        for k, (canvas, pad), found in zip(retry, canvases, detector.detect([c for c, _ in canvases])):
+            faces[k] = _unpad(found, pad)
+    return faces
 
 
 def link_tracks(
@@ -250,7 +301,7 @@ class FaceExtractor:
         bar = tqdm(total=len(frames), desc="finding faces", unit="frame", disable=not progress, leave=False)
         for start in range(0, len(frames), self.batch_size):
             batch = [f.image for f in frames[start : start + self.batch_size]]
-            faces.extend(self.detector.detect(batch))
+            faces.extend(detect_faces(self.detector, batch))
             bar.update(len(batch))
         bar.close()
         return faces

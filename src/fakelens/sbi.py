@@ -6,12 +6,22 @@ The result keeps the identity and the background but carries the generic traces 
 blending boundary, a colour mismatch and a small misalignment - so a classifier trained on real vs
 self-blended faces learns those traces rather than one generator's fingerprints. Its label is FAKE.
 
-Choices made here (the paper uses 81 dlib landmarks; fakelens has MTCNN's 5):
+Choices made here, checked against the paper's code (mapooon/SelfBlendedImages, ``src/utils/sbi.py`` and
+``src/utils/blend.py``); the paper uses 81 dlib landmarks, fakelens has MTCNN's 5:
 
-* **Source transforms** (as in the paper's ``source_transforms``): RGB shift of up to +-20 per channel,
-  hue/saturation/value shift, brightness/contrast +-10%, and with probability 1/2 either a
-  downscale-upscale or a sharpening; then a small affine move (scale 0.95-1.05, translation up to 3% of the
-  crop) applied to the source *and* the mask together, as the paper's ``randaffine`` does.
+* **Source transforms** as the reference ``get_source_transforms``: an RGB shift of up to +-20 per channel
+  with p = 0.3; a hue/saturation/value shift whose limits (+-0.3) are in 8-bit units there, so almost
+  nothing (kept as +-0.6 degrees of hue and +-0.3/255 of saturation and value); brightness and contrast
+  +-10% (always); then always one of a downscale-upscale by 2 or 4 (``RandomDownScale``) or a sharpening
+  (alpha 0.2-0.5). The colour change is deliberately subtle: a visibly green or yellow face is a cue real
+  deepfakes rarely carry.
+* **Source or target**: with p = 1/2 the transforms alter the source (the face pasted in), otherwise the
+  target (the crop the face is pasted into) - as the reference does. The REAL image of the pair is the
+  target as blended into (:attr:`SBIResult.real`), so a pair differs only inside the mask.
+* **Grayscale crops** (LFW, old photos): the pseudo-fake is turned back to grayscale, so colour is never the
+  cue that separates a gray real from its pseudo-fake.
+* A small affine move (scale 0.95-1.05, translation up to 3% of the crop) applied to the source *and* the
+  mask together, as the paper's ``randaffine`` does.
 * **Mask from 5 landmarks**: the paper's convex hull of the face landmarks is rebuilt from the eyes, nose
   and mouth corners: with u the unit vector from mouth centre to eye centre, h the eye-mouth distance and
   d the inter-ocular distance, the eyes are lifted by 0.5-0.9 h to reach the eyebrows, the mouth corners
@@ -27,6 +37,9 @@ Choices made here (the paper uses 81 dlib landmarks; fakelens has MTCNN's 5):
 * **No landmarks** (crops from detectors that did not record them): a centred ellipse covering the middle
   of the crop (centre at 50% width, 52-56% height; half-axes 26-32% of the width and 32-38% of the height),
   which is where a face detector's crop with a 30% margin puts the face.
+
+The image augmentations that follow blending (JPEG 40-100 and the rest) are the training set's, applied
+with the same random parameters to both images of a pair: see :class:`fakelens.data.CropDataset`.
 """
 
 from __future__ import annotations
@@ -44,12 +57,14 @@ class SBIConfig:
     """Strengths of the SBI transforms (defaults follow the paper where it gives numbers)."""
 
     rgb_shift: float = 20.0  #: max per-channel shift, in 0-255 units
-    hue_shift: float = 10.0  #: max hue shift, degrees
-    sat_shift: float = 0.3  #: max relative saturation change
-    val_shift: float = 0.3  #: max relative value change
+    rgb_shift_p: float = 0.3  #: probability of the RGB shift
+    hue_shift: float = 0.6  #: max hue shift, degrees (the reference's 0.3 in OpenCV's 0-180 units)
+    sat_shift: float = 0.3 / 255  #: max saturation change, additive in [0, 1] (the reference's 0.3 of 255)
+    val_shift: float = 0.3 / 255  #: max value change, additive in [0, 1]
     brightness: float = 0.1  #: max brightness change, fraction
     contrast: float = 0.1  #: max contrast change, fraction
-    degrade_p: float = 0.5  #: probability of a downscale-upscale or sharpening of the source
+    degrade_p: float = 1.0  #: probability of a downscale-upscale (by 2 or 4) or a sharpening
+    source_p: float = 0.5  #: probability that the transforms alter the source (else the target)
     max_scale: float = 0.05  #: affine scale range of the source (1 +- this)
     max_translate: float = 0.03  #: affine translation range, fraction of the crop side
     full_face_p: float = 0.6  #: probability of the full-face hull (else the inner-face hull)
@@ -61,12 +76,15 @@ class SBIConfig:
 @dataclass
 class SBIResult:
     """A self-blended image: ``image`` (H, W, 3) uint8, ``mask`` (H, W) float32 in [0, 1] as blended
-    (blend ratio included), the altered ``source``, and whether landmarks shaped the mask."""
+    (blend ratio included), the ``source`` pasted in, the ``real`` target it was pasted into (the REAL
+    image of the pair: the input itself unless the transforms altered the target), and whether landmarks
+    shaped the mask."""
 
     image: np.ndarray
     mask: np.ndarray
     source: np.ndarray
     used_landmarks: bool
+    real: np.ndarray | None = None
     label: str = "fake"
     target: int = 1
 
@@ -76,12 +94,13 @@ class SBIResult:
 
 def _colour_transform(image: np.ndarray, rng: np.random.Generator, cfg: SBIConfig) -> np.ndarray:
     out = image.astype(np.float32)
-    out += rng.uniform(-cfg.rgb_shift, cfg.rgb_shift, size=3).astype(np.float32)
-    out = np.clip(out, 0, 255)
+    shift = rng.uniform(-cfg.rgb_shift, cfg.rgb_shift, size=3).astype(np.float32)
+    if rng.random() < cfg.rgb_shift_p:
+        out = np.clip(out + shift, 0, 255)
     hsv = cv2.cvtColor(out / 255.0, cv2.COLOR_RGB2HSV)  # float input: H in degrees, S and V in [0, 1]
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-cfg.hue_shift, cfg.hue_shift)) % 360.0
-    hsv[..., 1] = np.clip(hsv[..., 1] * (1.0 + rng.uniform(-cfg.sat_shift, cfg.sat_shift)), 0, 1)
-    hsv[..., 2] = np.clip(hsv[..., 2] * (1.0 + rng.uniform(-cfg.val_shift, cfg.val_shift)), 0, 1)
+    hsv[..., 1] = np.clip(hsv[..., 1] + rng.uniform(-cfg.sat_shift, cfg.sat_shift), 0, 1)
+    hsv[..., 2] = np.clip(hsv[..., 2] + rng.uniform(-cfg.val_shift, cfg.val_shift), 0, 1)
     out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0
     brightness = 1.0 + rng.uniform(-cfg.brightness, cfg.brightness)
     contrast = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)
@@ -93,8 +112,8 @@ def _colour_transform(image: np.ndarray, rng: np.random.Generator, cfg: SBIConfi
 def _degrade(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = image.shape[:2]
     if rng.random() < 0.5:
-        factor = rng.uniform(0.5, 0.9)
-        small = cv2.resize(image, (max(1, int(w * factor)), max(1, int(h * factor))), interpolation=cv2.INTER_AREA)
+        ratio = int(rng.choice((2, 4)))  # the reference's RandomDownScale
+        small = cv2.resize(image, (max(1, w // ratio), max(1, h // ratio)), interpolation=cv2.INTER_LINEAR)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     amount = rng.uniform(0.2, 0.5)
     blurred = cv2.GaussianBlur(image, (0, 0), 1.0)
@@ -128,8 +147,10 @@ def _valid_landmarks(landmarks, h: int, w: int) -> np.ndarray | None:
     return points
 
 
-def face_hull_points(landmarks: np.ndarray, rng: np.random.Generator, full_face: bool = True) -> np.ndarray:
-    """Polygon (K, 2) around the face built from 5 landmarks (see the module docstring for the geometry)."""
+def hull_from_landmarks(landmarks: np.ndarray, lift: float, drop: float, widen: float) -> np.ndarray:
+    """Polygon (11, 2) around the face from 5 landmarks: the eyes lifted by ``lift`` x h (brows), the mouth
+    lowered by ``drop`` x h (chin) and the sides pushed out by ``widen`` x d (cheeks), where h is the
+    eye-mouth distance and d the inter-ocular distance (see the module docstring)."""
     left_eye, right_eye, nose, mouth_left, mouth_right = np.asarray(landmarks, dtype=np.float64)
     eye_centre = (left_eye + right_eye) / 2
     mouth_centre = (mouth_left + mouth_right) / 2
@@ -139,11 +160,8 @@ def face_hull_points(landmarks: np.ndarray, rng: np.random.Generator, full_face:
     across = right_eye - left_eye
     d = np.linalg.norm(across)
     r = across / d
-    if full_face:
-        lift, drop, widen = rng.uniform(0.5, 0.9) * h, rng.uniform(0.6, 1.0) * h, rng.uniform(0.3, 0.6) * d
-    else:
-        lift, drop, widen = rng.uniform(0.15, 0.35) * h, rng.uniform(0.2, 0.4) * h, rng.uniform(0.1, 0.25) * d
-    points = np.array(
+    lift, drop, widen = lift * h, drop * h, widen * d
+    return np.array(
         [
             left_eye + u * lift - r * widen * 0.5,  # brows
             right_eye + u * lift + r * widen * 0.5,
@@ -158,6 +176,19 @@ def face_hull_points(landmarks: np.ndarray, rng: np.random.Generator, full_face:
             mouth_centre - u * drop,  # chin
         ]
     )
+
+
+#: Ranges of (lift, drop, widen) of the full-face and inner-face hulls.
+FULL_FACE_HULL = ((0.5, 0.9), (0.6, 1.0), (0.3, 0.6))
+INNER_FACE_HULL = ((0.15, 0.35), (0.2, 0.4), (0.1, 0.25))
+
+
+def face_hull_points(landmarks: np.ndarray, rng: np.random.Generator, full_face: bool = True) -> np.ndarray:
+    """A random hull (K, 2) around the face built from 5 landmarks (see the module docstring for the geometry)."""
+    ranges = FULL_FACE_HULL if full_face else INNER_FACE_HULL
+    lift, drop, widen = (rng.uniform(lo, hi) for lo, hi in ranges)
+    points = hull_from_landmarks(landmarks, lift, drop, widen)
+    d = np.linalg.norm(np.asarray(landmarks, dtype=np.float64)[1] - np.asarray(landmarks, dtype=np.float64)[0])
     points += rng.normal(0.0, 0.03 * d, size=points.shape)
     return points
 
@@ -238,6 +269,36 @@ def make_blend_mask(
     return _blend_mask(mask, rng), points is not None
 
 
+def is_grayscale(image: np.ndarray) -> bool:
+    """Whether an RGB image's three channels are (nearly) equal: a grayscale photo stored as RGB."""
+    small = image[::4, ::4].astype(np.int16)
+    return bool(np.abs(small[..., 0] - small[..., 1]).max() <= 2 and np.abs(small[..., 1] - small[..., 2]).max() <= 2)
+
+
+def _to_gray(image: np.ndarray) -> np.ndarray:
+    gray = cv2.cvtColor(np.clip(image, 0, 255).astype(np.float32), cv2.COLOR_RGB2GRAY)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def _transformed(image: np.ndarray, rng: np.random.Generator, cfg: SBIConfig) -> np.ndarray:
+    out = _colour_transform(image, rng, cfg)
+    if rng.random() < cfg.degrade_p:
+        out = _degrade(out, rng)
+    return out
+
+
+def blend_pair_real(image: np.ndarray, rng: np.random.Generator, config: SBIConfig | None = None) -> np.ndarray:
+    """The REAL image of the pair that :func:`self_blend` makes with a generator in the same state: ``image``
+    itself, or ``image`` with the source transforms when they went to the target. Cheaper than a whole
+    :func:`self_blend` for the REAL half of a paired batch."""
+    cfg = config or SBIConfig()
+    gray = is_grayscale(image)
+    if rng.random() < cfg.source_p:
+        return image
+    real = _transformed(image, rng, cfg)
+    return np.clip(np.rint(_to_gray(real) if gray else real), 0, 255).astype(np.uint8)
+
+
 def self_blend(
     image: np.ndarray,
     landmarks=None,
@@ -258,17 +319,31 @@ def self_blend(
     rng = rng if rng is not None else np.random.default_rng()
     cfg = config or SBIConfig()
     h, w = image.shape[:2]
-    target = image.astype(np.float32)
-
-    source = _colour_transform(image, rng, cfg)
-    if rng.random() < cfg.degrade_p:
-        source = _degrade(source, rng)
+    gray = is_grayscale(image)
+    # The draw order here is the one blend_pair_real repeats: side first, then the transforms.
+    if rng.random() < cfg.source_p:
+        target = image.astype(np.float32)
+        source = _transformed(image, rng, cfg)
+    else:
+        target = _transformed(image, rng, cfg)
+        if gray:
+            target = _to_gray(target)
+        source = image.astype(np.float32)
+    target = np.clip(np.rint(target), 0, 255)
     mask, used = make_blend_mask((h, w), landmarks, rng, cfg)
     matrix = _random_affine(h, w, rng, cfg)
     source = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if gray:
+        source = _to_gray(source)
     mask = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
     mask = np.clip(mask, 0.0, 1.0) * float(rng.choice(cfg.blend_ratios))
 
     blended = target + mask[..., None] * (source - target)
     out = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
-    return SBIResult(image=out, mask=mask.astype(np.float32), source=np.clip(np.rint(source), 0, 255).astype(np.uint8), used_landmarks=used)
+    return SBIResult(
+        image=out,
+        mask=mask.astype(np.float32),
+        source=np.clip(np.rint(source), 0, 255).astype(np.uint8),
+        used_landmarks=used,
+        real=target.astype(np.uint8),
+    )

@@ -47,6 +47,7 @@ from fakelens.data import (
     Augmenter,
     BalancedSampler,
     CropDataset,
+    PairedSampler,
     ManifestError,
     ManifestRow,
     atomic_write_text,
@@ -101,6 +102,8 @@ class TrainConfig:
     max_train_images: int | None = None  #: cap on training crops (a seeded subset; default all)
     max_val_images: int | None = None  #: cap on validation crops (default all)
     sbi_share: float = 0.5  #: share of the FAKE half drawn from SBI when fakes="both"
+    #: with fakes="sbi": every batch holds each drawn real crop and its own pseudo-fake (the SBI paper)
+    sbi_pairs: bool = True
     augment: bool = True
     threshold_criterion: str = "balanced_accuracy"
     hidden: int = 256  #: classifier head width
@@ -469,10 +472,16 @@ def _train(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResul
     if use_channels_last:
         model.to(memory_format=torch.channels_last)
 
-    train_set = CropDataset(train_rows, train_items, augment=Augmenter() if cfg.augment else None, seed=cfg.seed, purpose=PURPOSE_TRAIN)
-    sampler = BalancedSampler(
-        kind_weights(kinds, cfg.sbi_share), cfg.samples_per_epoch or len(train_items), seed=cfg.seed, rank=info.rank, world_size=info.world_size
+    paired = cfg.fakes == "sbi" and cfg.sbi_pairs
+    train_set = CropDataset(
+        train_rows, train_items, augment=Augmenter() if cfg.augment else None, seed=cfg.seed, purpose=PURPOSE_TRAIN, paired=paired
     )
+    if paired:
+        sampler = PairedSampler(train_items, cfg.samples_per_epoch or len(train_items), seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+    else:
+        sampler = BalancedSampler(
+            kind_weights(kinds, cfg.sbi_share), cfg.samples_per_epoch or len(train_items), seed=cfg.seed, rank=info.rank, world_size=info.world_size
+        )
     steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
     total_steps = steps_per_epoch * cfg.epochs
     warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
@@ -687,6 +696,8 @@ def _validate_config(cfg: TrainConfig) -> None:
         problems.append("epochs must be >= 1")
     if cfg.batch_size < 1:
         problems.append("batch size must be >= 1")
+    if cfg.fakes == "sbi" and cfg.sbi_pairs and cfg.batch_size % 2:
+        problems.append("batch size must be even with SBI pairs (each real crop and its pseudo-fake share a batch)")
     if not cfg.lr > 0:
         problems.append("lr must be > 0")
     if cfg.freeze_backbone_epochs < 0 or cfg.patience < 0:

@@ -119,7 +119,7 @@ def _resize_crop(image):
 
 
 def _manifest_crops(manifest: Path, split: str | None, limit: int | None):
-    """(crops uint8 (N, 224, 224, 3), labels, names) from a manifest, ``limit`` per label at most."""
+    """(crops uint8 (N, 224, 224, 3), labels, names, landmarks) from a manifest, ``limit`` per label at most."""
     import numpy as np
     from tqdm import tqdm
 
@@ -133,8 +133,9 @@ def _manifest_crops(manifest: Path, split: str | None, limit: int | None):
     chosen = []
     for label in ("real", "fake"):
         chosen += _spread([r for r in rows if r.label == label], per_label)
-    crops = [load_crop(r)[0] for r in tqdm(chosen, desc="loading crops", unit="crop", disable=len(chosen) < 50)]
-    return np.stack(crops), [r.label for r in chosen], [str(r.crop_path) for r in chosen]
+    loaded = [load_crop(r) for r in tqdm(chosen, desc="loading crops", unit="crop", disable=len(chosen) < 50)]
+    crops = [image for image, _ in loaded]
+    return np.stack(crops), [r.label for r in chosen], [str(r.crop_path) for r in chosen], [points for _, points in loaded]
 
 
 def _folder_crops(folder: Path, limit: int | None):
@@ -226,19 +227,25 @@ def _gallery(args: argparse.Namespace) -> int:
 
     model, info = _load_classifier(args.checkpoint, args.device)
     threshold = info["threshold"] if args.threshold is None else args.threshold
-    crops, labels, names = _manifest_crops(args.manifest, args.split, 400 if args.limit is None else args.limit)
+    crops, labels, names, landmarks = _manifest_crops(args.manifest, args.split, 400 if args.limit is None else args.limit)
     gallery = explain_gallery(model, crops, labels, method=args.method, target=args.target, threshold=threshold,
                               progress=True, alpha=args.alpha, colormap=args.colormap)  # fmt: skip
     paths = gallery.save(args.out)
     from fakelens.explain import write_json
 
+    from fakelens.regions import format_region_table, mean_region_shares
+
+    regions = mean_region_shares(gallery.heatmaps, landmarks, labels)
     index = gallery.to_dict() | {"model": info.get("name"), "manifest": str(args.manifest), "split": args.split,
-                                 "crops": names, "files": {k: p.name for k, p in paths.items() if k != "index"}}  # fmt: skip
+                                 "crops": names, "files": {k: p.name for k, p in paths.items() if k != "index"},
+                                 "regions": regions}  # fmt: skip
     write_json(index, paths["index"])
     print(f"gallery of {len(crops)} crops ({args.method}, threshold {threshold:.3f}, model {info.get('name')}):")
     for cell, count in gallery.counts.items():
         print(f"  {cell:<13} {count:>5}  -> {paths[cell].name}")
     print(f"  mean heatmaps        -> {paths['mean_heatmaps'].name}")
+    print(f"share of {args.method} mass per face region (area share in brackets: mass above area = looked at more):")
+    print(format_region_table(regions))
     print(f"wrote to {args.out}")
     return 0
 
@@ -265,7 +272,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         crops, names = _folder_crops(source, limit)
         labels = None
     elif source.is_file():
-        crops, labels, names = _manifest_crops(source, args.split, limit)
+        crops, labels, names, _ = _manifest_crops(source, args.split, limit)
     else:
         raise ExplainError(f"{source}: no such folder or manifest")
     methods = [Explainer.resolve_method(m) for m in args.methods.split(",") if m.strip()]

@@ -70,6 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold-criterion", choices=["balanced_accuracy", "f1"],
                         help=f"what the validation threshold maximises (default {d.threshold_criterion})")
     parser.add_argument("--no-augment", action="store_true", help="turn data augmentation off (default on)")
+    parser.add_argument("--no-sbi-pairs", action="store_true",
+                        help="with --fakes sbi, draw reals and pseudo-fakes independently instead of in pairs (default pairs)")
     parser.add_argument("--no-amp", action="store_true", help="turn mixed precision off on CUDA (default on)")
     parser.add_argument("--device", default=d.device, help=f"auto, cpu, cuda, cuda:1 ... (default {d.device})")
     parser.add_argument("--workers", type=int, default=d.workers, help=f"data loader processes per training process (default {d.workers})")
@@ -90,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         given["augment"] = False
     if args.no_amp:
         given["amp"] = False
+    if args.no_sbi_pairs:
+        given["sbi_pairs"] = False
     runtime = {"out": str(args.out), "device": args.device, "workers": args.workers, "stop_after": args.stop_after,
                "progress": not args.no_progress, "resume": args.resume}  # fmt: skip
     if args.resume:

@@ -1,0 +1,178 @@
+"""Generalisation tables of one or more checkpoints on a manifest split that training never touched.
+
+    python scripts/generalisation.py --manifest runs/devpool/manifest.csv --split test \
+        --checkpoint v1=src/fakelens/weights/v1.pt --checkpoint v2=runs/sbi/best.pt \
+        --calibration-manifest runs/faces/manifest.csv --out docs/results/generalisation
+
+Prints (and writes as JSON + Markdown):
+* frame and video AUC (mean of frame scores per video), AP and EER per dataset and per manipulation method;
+* the robustness table: overall video and frame AUC under each perturbation of :mod:`fakelens.robustness`;
+* calibration: the temperature fitted on the *validation* split of ``--calibration-manifest`` (REAL crops
+  and a fixed self-blended copy of each, as training validates), ECE before/after on that split and on the
+  evaluated split, and a reliability diagram.
+No threshold or checkpoint is chosen here: thresholds are the checkpoints' own (chosen on validation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def _scores(model, crops, batch_size=64):
+    from fakelens.evaluate import predict_crops
+
+    return predict_crops(model, np.stack(crops), batch_size=batch_size) if crops else np.zeros(0)
+
+
+def _auc_table(rows, scores):
+    from fakelens.evaluate import breakdowns, subset_report
+
+    overall = subset_report(rows, scores, 0.5)
+    per_dataset, per_method = breakdowns(rows, scores, 0.5)
+
+    def brief(rep):
+        return {
+            "frames": rep.n_frames, "videos": rep.n_videos,
+            "frame_auc": rep.frame.auc, "video_auc": rep.video.auc, "video_ap": rep.video.ap, "video_eer": rep.video.eer,
+        }  # fmt: skip
+
+    return {"overall": brief(overall), "per_dataset": {k: brief(v) for k, v in per_dataset.items()},
+            "per_method": {k: brief(v) for k, v in per_method.items()}}  # fmt: skip
+
+
+def _val_logits(model, manifest, seed=0):
+    """Logits and targets of the validation split as training validates it (REAL + fixed SBI copies)."""
+    from fakelens.data import PURPOSE_EVAL_SBI, CropDataset, read_manifest
+    from fakelens.evaluate import score_dataset
+    from fakelens.train import build_val_items
+
+    rows = read_manifest(manifest, split="val")
+    items, _ = build_val_items(rows, "sbi")
+    dataset = CropDataset(rows, items, seed=seed, purpose=PURPOSE_EVAL_SBI)
+    return score_dataset(model, dataset, batch_size=64, device="cpu", progress=False), dataset.targets
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", type=Path, required=True, help="manifest of the evaluated media")
+    parser.add_argument("--split", default="test", help="its split to evaluate (default test)")
+    parser.add_argument("--checkpoint", action="append", required=True, help="NAME=PATH, repeatable")
+    parser.add_argument("--perturbations", default=None, help="comma list (default all of fakelens.robustness.PERTURBATIONS)")
+    parser.add_argument("--calibration-manifest", type=Path, default=None, help="manifest whose val split fits the temperature")
+    parser.add_argument("--out", type=Path, default=None, help="folder for generalisation.json/.md and reliability PNGs")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from fakelens import atomic
+    from fakelens.calibration import fit_temperature, plot_reliability, reliability_curve
+    from fakelens.checkpoint import load_model
+    from fakelens.data import load_crop, read_manifest
+    from fakelens.mtcnn import MTCNN
+    from fakelens.robustness import PERTURBATIONS, perturb_crops
+    from fakelens.sysinfo import describe_machine
+
+    torch.set_num_threads(2)
+    names = args.perturbations.split(",") if args.perturbations else list(PERTURBATIONS)
+    rows = read_manifest(args.manifest, split=None if args.split == "all" else args.split)
+    by_video = defaultdict(list)
+    for i, row in enumerate(rows):
+        by_video[row.video_key].append(i)
+    crops = [load_crop(r)[0] for r in rows]
+    detector = MTCNN(min_face_size=20)
+    print(f"{len(rows)} crops of {len(by_video)} videos/images from {args.manifest} (split {args.split}); {describe_machine()}", file=sys.stderr)
+
+    # Perturb once, score with every model.
+    perturbed = {}
+    for name in names:
+        start = time.perf_counter()
+        out: list = [None] * len(rows)
+        for indices in by_video.values():
+            for i, crop in zip(indices, perturb_crops(name, [crops[i] for i in indices], detector)):
+                out[i] = crop
+        perturbed[name] = out
+        lost = sum(c is None for c in out)
+        print(f"  {name}: {time.perf_counter() - start:.1f} s{f', no face in {lost} tight crops' if lost else ''}", file=sys.stderr)
+
+    report = {"manifest": str(args.manifest), "split": args.split, "crops": len(rows), "videos": len(by_video),
+              "machine": describe_machine(), "models": {}}  # fmt: skip
+    for spec in args.checkpoint:
+        label, _, path = spec.partition("=")
+        model, info = load_model(path, device="cpu")
+        entry = {"checkpoint": path, "name": info.get("name"), "robustness": {}}
+        for name in names:
+            keep = [i for i, c in enumerate(perturbed[name]) if c is not None]
+            scores = _scores(model, [perturbed[name][i] for i in keep])
+            table = _auc_table([rows[i] for i in keep], scores)
+            if name == "none":
+                entry["clean"] = table
+                clean_scores = scores
+            entry["robustness"][name] = {**table["overall"], "lost_crops": len(rows) - len(keep)}
+        if args.calibration_manifest is not None:
+            logits, targets = _val_logits(model, args.calibration_manifest)
+            temperature = fit_temperature(logits, targets)
+            test_logits = np.log(np.clip(clean_scores, 1e-7, 1 - 1e-7) / np.clip(1 - clean_scores, 1e-7, 1))
+            test_targets = np.array([r.target for r in rows])
+            curves = {}
+            for when, t in (("before", 1.0), ("after", temperature)):
+                curves[f"val {when}"] = reliability_curve(1 / (1 + np.exp(-logits / t)), targets)
+                curves[f"test {when}"] = reliability_curve(1 / (1 + np.exp(-test_logits / t)), test_targets)
+            entry["calibration"] = {"temperature": temperature, "fitted_on": f"{args.calibration_manifest} split val (REAL + fixed SBI)",
+                                    "ece": {k: v.ece for k, v in curves.items()}}  # fmt: skip
+            if args.out is not None:
+                plot_reliability(curves, args.out / f"reliability_{label}.png", title=f"{label}: T = {temperature:.2f}")
+        report["models"][label] = entry
+        print(f"{label}: clean video AUC {entry['clean']['overall']['video_auc']}", file=sys.stderr)
+
+    text = format_markdown(report)
+    print(text)
+    if args.out is not None:
+        atomic.write_bytes(args.out / "generalisation.json", json.dumps(report, indent=2))
+        atomic.write_bytes(args.out / "generalisation.md", text)
+    return 0
+
+
+def _f(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def format_markdown(report: dict) -> str:
+    models = list(report["models"])
+    lines = [f"Split `{report['split']}` of `{report['manifest']}`: {report['crops']} crops, {report['videos']} videos/images.", ""]
+    lines += ["| subset | frames | videos | " + " | ".join(f"{m} frame AUC | {m} video AUC" for m in models) + " |",
+              "|---|---|---|" + "---|---|" * len(models)]  # fmt: skip
+    first = report["models"][models[0]]["clean"]
+    subsets = [("overall", first["overall"])] + [(f"dataset {k}", v) for k, v in first["per_dataset"].items()] + [
+        (f"method {k}", v) for k, v in first["per_method"].items()
+    ]
+    for label, base in subsets:
+        cells = []
+        for m in models:
+            clean = report["models"][m]["clean"]
+            kind, _, key = label.partition(" ")
+            sub = clean["overall"] if label == "overall" else clean["per_dataset" if kind == "dataset" else "per_method"][key]
+            cells.append(f"{_f(sub['frame_auc'])} | {_f(sub['video_auc'])}")
+        lines.append(f"| {label} | {base['frames']} | {base['videos']} | " + " | ".join(cells) + " |")
+    lines += ["", "Robustness (overall):", "", "| perturbation | " + " | ".join(f"{m} frame AUC | {m} video AUC" for m in models) + " |",
+              "|---|" + "---|---|" * len(models)]  # fmt: skip
+    for name in report["models"][models[0]]["robustness"]:
+        cells = [f"{_f(report['models'][m]['robustness'][name]['frame_auc'])} | {_f(report['models'][m]['robustness'][name]['video_auc'])}" for m in models]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    cal = [(m, report["models"][m].get("calibration")) for m in models if report["models"][m].get("calibration")]
+    if cal:
+        lines += ["", "Calibration (temperature fitted on validation):", "", "| model | T | ECE val before | after | ECE test before | after |", "|---|---|---|---|---|---|"]
+        for m, c in cal:
+            e = c["ece"]
+            lines.append(f"| {m} | {c['temperature']:.3f} | {_f(e['val before'])} | {_f(e['val after'])} | {_f(e['test before'])} | {_f(e['test after'])} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
