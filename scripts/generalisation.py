@@ -64,6 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--manifest", type=Path, required=True, help="manifest of the evaluated media")
     parser.add_argument("--split", default="test", help="its split to evaluate (default test)")
     parser.add_argument("--checkpoint", action="append", required=True, help="NAME=PATH, repeatable")
+    parser.add_argument("--groups", type=Path, default=None,
+                        help="file of leakage groups (one per line): evaluate only their rows (e.g. groups no model trained on)")
     parser.add_argument("--perturbations", default=None, help="comma list (default all of fakelens.robustness.PERTURBATIONS)")
     parser.add_argument("--calibration-manifest", type=Path, default=None, help="manifest whose val split fits the temperature")
     parser.add_argument("--out", type=Path, default=None, help="folder for generalisation.json/.md and reliability PNGs")
@@ -79,9 +81,12 @@ def main(argv=None) -> int:
     from fakelens.robustness import PERTURBATIONS, perturb_crops
     from fakelens.sysinfo import describe_machine
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # one thread: the machine is shared with training (see TrainConfig.threads)
     names = args.perturbations.split(",") if args.perturbations else list(PERTURBATIONS)
     rows = read_manifest(args.manifest, split=None if args.split == "all" else args.split)
+    if args.groups is not None:
+        wanted = {line.strip() for line in args.groups.read_text().splitlines() if line.strip()}
+        rows = [r for r in rows if r.group in wanted]
     by_video = defaultdict(list)
     for i, row in enumerate(rows):
         by_video[row.video_key].append(i)
@@ -101,7 +106,7 @@ def main(argv=None) -> int:
         lost = sum(c is None for c in out)
         print(f"  {name}: {time.perf_counter() - start:.1f} s{f', no face in {lost} tight crops' if lost else ''}", file=sys.stderr)
 
-    report = {"manifest": str(args.manifest), "split": args.split, "crops": len(rows), "videos": len(by_video),
+    report = {"manifest": str(args.manifest), "split": args.split, "groups": str(args.groups or "all"), "crops": len(rows), "videos": len(by_video),
               "machine": describe_machine(), "models": {}}  # fmt: skip
     for spec in args.checkpoint:
         label, _, path = spec.partition("=")
@@ -145,7 +150,8 @@ def _f(value) -> str:
 
 def format_markdown(report: dict) -> str:
     models = list(report["models"])
-    lines = [f"Split `{report['split']}` of `{report['manifest']}`: {report['crops']} crops, {report['videos']} videos/images.", ""]
+    lines = [f"Split `{report['split']}` of `{report['manifest']}` (groups: {report.get('groups', 'all')}): "
+             f"{report['crops']} crops, {report['videos']} videos/images.", ""]
     lines += ["| subset | frames | videos | " + " | ".join(f"{m} frame AUC | {m} video AUC" for m in models) + " |",
               "|---|---|---|" + "---|---|" * len(models)]  # fmt: skip
     first = report["models"][models[0]]["clean"]

@@ -33,8 +33,9 @@ from fakelens.metrics import roc_auc
 from fakelens.model import DeepfakeClassifier, load_backbone_weights, preprocess_crops
 from fakelens.train import TrainConfig, TrainingError, lr_factor, train
 
-ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT.parent / "shared" / "weights" / "mobilenet_v2_imagenet.pth"
+from shared_paths import IMAGENET_WEIGHTS
+
+WEIGHTS = IMAGENET_WEIGHTS
 
 
 def make_manifest(shared_data: Path, out_dir: Path, n_train: int = 4, n_val: int = 2, n_test: int = 0) -> Path:
@@ -298,3 +299,25 @@ def test_ddp_two_cpu_processes(manifest, tmp_path):
     assert log[1]["frozen_backbone"] is False
     model, info = load_model(out / "best.pt")
     assert 0.0 < info["threshold"] < 1.0
+
+
+@pytest.mark.slow
+def test_sbi_pairs_with_frozen_blocks_train_only_the_rest(manifest, tmp_path):
+    """SBI-only training in real/pseudo-fake pairs: the first blocks keep their weights exactly, later ones move."""
+    out = tmp_path / "sbi"
+    config = _config(manifest, out, fakes="sbi", epochs=1, batch_size=4, samples_per_epoch=8, freeze_backbone_epochs=0,
+                     freeze_blocks=7, threads=1, patience=0)  # fmt: skip
+    result = train(config)
+    assert result.finished and result.history[0]["train_images"] == 8
+    start = DeepfakeClassifier()
+    load_backbone_weights(start, WEIGHTS)
+    trained, _ = load_model(out / "last.pt")
+    before, after = start.features.state_dict(), trained.features.state_dict()
+    frozen = [k for k in before if int(k.split(".")[0]) < 7]
+    moving = [k for k in before if int(k.split(".")[0]) >= 7 and k.endswith("weight")]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen), "frozen blocks changed (running stats included)"
+    assert any(not torch.equal(before[k], after[k]) for k in moving)
+    with pytest.raises(TrainingError, match="even"):
+        train(_config(manifest, tmp_path / "odd", fakes="sbi", batch_size=3))
+    with pytest.raises(TrainingError, match="freeze-blocks"):
+        train(_config(manifest, tmp_path / "bad", freeze_blocks=25))

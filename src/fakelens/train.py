@@ -69,7 +69,7 @@ BN_MODES = ("auto", "train", "frozen")
 #: Per-process batch below which batch norm statistics are kept frozen (bn="auto").
 BN_MIN_BATCH = 32
 #: Fields that change how a run executes but not what it computes: a resumed run may change them.
-RUNTIME_FIELDS = ("device", "workers", "progress", "stop_after", "out", "resume")
+RUNTIME_FIELDS = ("device", "workers", "threads", "progress", "stop_after", "out", "resume")
 
 
 class TrainingError(FakelensError):
@@ -95,6 +95,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.01  #: final LR as a fraction of the peak
     grad_clip: float = 1.0  #: max gradient norm (0 = off)
     freeze_backbone_epochs: int = 1  #: train only the head for this many first epochs
+    #: the first this-many blocks of ``features`` never train (ImageNet weights, batch norm in eval mode); no
+    #: backward pass runs through them, which is most of a CPU step's cost (they work at 112-28 px)
+    freeze_blocks: int = 0
     bn: str = "auto"  #: "auto", "train" or "frozen" (see module docstring)
     patience: int = 5  #: early stopping after this many epochs without better val AUC (0 = off)
     seed: int = 0
@@ -112,6 +115,11 @@ class TrainConfig:
     channels_last: bool = True  #: channels_last memory format (CUDA only)
     device: str = "auto"
     workers: int = 2  #: DataLoader worker processes per process
+    #: torch threads of each training process (None = torch's default, one per core). On a machine whose cores
+    #: are shared with other jobs, 1 can be several times faster: a multi-threaded step waits for its slowest
+    #: thread, and a thread that shares its core with another process is slow (measured: 2.9 img/s with 2
+    #: threads on 2 busy cores).
+    threads: int | None = None
     progress: bool = True  #: tqdm bars
     stop_after: int | None = None  #: end this invocation after this many epochs (resumable), e.g. for time-limited jobs
     resume: bool = False
@@ -299,8 +307,9 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) 
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _set_phase(model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool) -> None:
-    """Train mode with the backbone (un)frozen and its batch norm statistics frozen or not."""
+def _set_phase(model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool, freeze_blocks: int = 0) -> None:
+    """Train mode with the backbone (un)frozen and its batch norm statistics frozen or not; the first
+    ``freeze_blocks`` blocks stay frozen throughout."""
     model.train()
     for param in model.features.parameters():
         param.requires_grad_(not frozen_backbone)
@@ -308,6 +317,10 @@ def _set_phase(model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool
         for module in model.features.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
+    for block in list(model.features)[:freeze_blocks]:
+        block.eval()
+        for param in block.parameters():
+            param.requires_grad_(False)
 
 
 # --------------------------------------------------------------------------- RNG state
@@ -406,6 +419,8 @@ def train(config: TrainConfig) -> TrainResult:
     cfg = config
     if not cfg.manifest or not cfg.out:
         raise TrainingError("both a manifest and an output folder are needed")
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
     info, device = _init_distributed(cfg.device)
     try:
         return _train(cfg, info, device)
@@ -536,7 +551,7 @@ def _train(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResul
 
     for epoch in range(start_epoch, cfg.epochs):
         frozen = epoch < cfg.freeze_backbone_epochs
-        _set_phase(model, frozen, freeze_bn)
+        _set_phase(model, frozen, freeze_bn, cfg.freeze_blocks)
         if info.enabled and ddp_phase != frozen:
             # DDP registers the parameters that need gradients when it is built: rebuild when that set changes.
             from torch.nn.parallel import DistributedDataParallel
@@ -700,6 +715,8 @@ def _validate_config(cfg: TrainConfig) -> None:
         problems.append("batch size must be even with SBI pairs (each real crop and its pseudo-fake share a batch)")
     if not cfg.lr > 0:
         problems.append("lr must be > 0")
+    if not 0 <= cfg.freeze_blocks <= 19:
+        problems.append("freeze-blocks must be in 0-19 (MobileNetV2 has 19 feature blocks)")
     if cfg.freeze_backbone_epochs < 0 or cfg.patience < 0:
         problems.append("freeze-backbone-epochs and patience must be >= 0")
     if not 0.0 <= cfg.sbi_share <= 1.0:

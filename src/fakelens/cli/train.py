@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 # TrainConfig's defaults, repeated here so that `fakelens --help` does not import torch (a test keeps them equal).
 DEFAULTS = {
     "fakes": "dataset", "epochs": 10, "batch_size": 32, "lr": 3e-4, "backbone_lr_mult": 0.1, "weight_decay": 0.01, "warmup_epochs": 1.0,
-    "min_lr_ratio": 0.01, "grad_clip": 1.0, "freeze_backbone_epochs": 1, "bn": "auto", "patience": 5, "seed": 0,
+    "min_lr_ratio": 0.01, "grad_clip": 1.0, "freeze_backbone_epochs": 1, "freeze_blocks": 0, "bn": "auto", "patience": 5, "seed": 0,
     "sbi_share": 0.5, "hidden": 256, "dropout": 0.3, "threshold_criterion": "balanced_accuracy", "device": "auto",
     "workers": 2,
 }  # fmt: skip
@@ -26,7 +26,7 @@ BN_MODES = ("auto", "train", "frozen")
 # Options that are None unless given, so that --resume can tell which ones the user set.
 _RESULT_AFFECTING = [
     "manifest", "init", "fakes", "epochs", "batch_size", "lr", "backbone_lr_mult", "weight_decay", "warmup_epochs", "min_lr_ratio",
-    "grad_clip", "freeze_backbone_epochs", "bn", "patience", "seed", "samples_per_epoch", "max_train_images",
+    "grad_clip", "freeze_backbone_epochs", "freeze_blocks", "bn", "patience", "seed", "samples_per_epoch", "max_train_images",
     "max_val_images", "sbi_share", "hidden", "dropout", "threshold_criterion",
 ]  # fmt: skip
 
@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-lr-ratio", type=float, help=f"final LR of the cosine decay, fraction of the peak (default {d.min_lr_ratio})")
     parser.add_argument("--grad-clip", type=float, help=f"max gradient norm, 0 = off (default {d.grad_clip})")
     parser.add_argument("--freeze-backbone-epochs", type=int, help=f"epochs training only the head (default {d.freeze_backbone_epochs})")
+    parser.add_argument("--freeze-blocks", type=int,
+                        help=f"first N of MobileNetV2's 19 feature blocks never train; no backward through them (default {d.freeze_blocks})")
     parser.add_argument("--bn", choices=BN_MODES, help=f"backbone batch norm: auto = frozen when batch < 32 (default {d.bn})")
     parser.add_argument("--patience", type=int, help=f"early stopping after this many epochs without better val AUC, 0 = off (default {d.patience})")
     parser.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")
@@ -75,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-amp", action="store_true", help="turn mixed precision off on CUDA (default on)")
     parser.add_argument("--device", default=d.device, help=f"auto, cpu, cuda, cuda:1 ... (default {d.device})")
     parser.add_argument("--workers", type=int, default=d.workers, help=f"data loader processes per training process (default {d.workers})")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per training process (default: one per core; 1 is faster on a busy shared machine)")
     parser.add_argument("--stop-after", type=int, default=None,
                         help="end this invocation after N epochs; continue later with --resume (default: run to the end)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out exactly where last.pt left it")
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         given["amp"] = False
     if args.no_sbi_pairs:
         given["sbi_pairs"] = False
-    runtime = {"out": str(args.out), "device": args.device, "workers": args.workers, "stop_after": args.stop_after,
+    runtime = {"out": str(args.out), "device": args.device, "workers": args.workers, "threads": args.threads, "stop_after": args.stop_after,
                "progress": not args.no_progress, "resume": args.resume}  # fmt: skip
     if args.resume:
         if given:
