@@ -4,15 +4,38 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.fakelens-installed
 
-.PHONY: setup demo app test test-fast browser-deps bench default-model clean
+# The install lock: every package `make setup` and CI install (the app and the test tools), each pinned
+# to one version with its hashes. $(RUNTIME_LOCK) is its subset for the app alone, with the same pins;
+# it ships in the wheel, where `fakelens doctor` checks it. pyproject.toml keeps ranges for library users.
+LOCK := requirements.lock
+RUNTIME_LOCK := src/fakelens/runtime.lock
+# pip-compile lives in a venv of its own, so that the locked .venv holds exactly what the lock names.
+LOCK_TOOLS := .venv-lock
+PIP_TOOLS := pip-tools==7.7.0
+# torch as tested; `make lock` keeps every other pin that pyproject.toml still allows (UPGRADE=1 takes
+# the newest releases it allows).
+LOCK_PINS := --upgrade-package torch==2.14.1 --upgrade-package torchvision==0.29.1
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes \
+	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) $(LOCK_PINS)
 
-$(STAMP): pyproject.toml
+.PHONY: setup lock demo app test test-fast test-clone check-wheel browser-deps bench default-model clean
+
+# Rebuilt when the lock or pyproject.toml changes. Hash-checked: nothing unlocked gets in (the project
+# itself is installed from this tree, with no dependencies and no build isolation).
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# Regenerates $(LOCK) and $(RUNTIME_LOCK) from pyproject.toml (a few minutes; reads PyPI).
+lock:
+	test -x $(LOCK_TOOLS)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install --quiet $(PIP_TOOLS); }
+	$(PIP_COMPILE) --extra dev --output-file $(LOCK) pyproject.toml
+	cp $(LOCK) $(RUNTIME_LOCK)  # start from the full lock's pins, so both name the same versions
+	$(PIP_COMPILE) --output-file $(RUNTIME_LOCK) pyproject.toml
 
 # The main job on bundled defaults, in the terminal: verdicts for the bundled examples, then the face
 # crops and Grad-CAM overlays of the fake example video under demo-out/.
@@ -38,6 +61,15 @@ test: setup browser-deps
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# The quick suite as a user's clone sees it: no ../shared (no media pool, no ImageNet weights).
+test-clone: setup
+	FAKELENS_SHARED=none $(PY) -m pytest -m "not slow"
+
+# Build the wheel, install it in a new venv outside the repository from the runtime lock, then run
+# `fakelens predict` on bundled examples and `fakelens app` until it answers (see .ci/check-wheel).
+check-wheel: setup
+	bash .ci/check-wheel $(PY)
 
 bench: setup
 	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done

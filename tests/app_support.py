@@ -8,7 +8,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-BACKBONE = ROOT.parent / "shared" / "weights" / "mobilenet_v2_imagenet.pth"
+from shared_paths import IMAGENET_WEIGHTS as BACKBONE
 
 
 def bundled_model_usable() -> bool:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from shared_paths import IMAGENET_WEIGHTS, SHARED_DATA
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -18,9 +19,9 @@ def examples() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data, or skip: CI always has it, a user's clone may not."""
+    """../shared/data, or skip: CI always has it, a user's clone may not (FAKELENS_SHARED=none acts so)."""
     if not (SHARED_DATA / "media.csv").is_file():
-        pytest.skip(f"needs the shared media pool at {SHARED_DATA} (not present in this checkout)")
+        pytest.skip(f"needs the shared media pool at {SHARED_DATA} (not present in this checkout, or FAKELENS_SHARED=none)")
     return SHARED_DATA
 
 
@@ -41,9 +42,8 @@ def checkpoint(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     model = DeepfakeClassifier()
-    weights = SHARED_DATA.parent / "weights" / "mobilenet_v2_imagenet.pth"
-    if weights.is_file():
-        load_backbone_weights(model, weights)
+    if IMAGENET_WEIGHTS.is_file():
+        load_backbone_weights(model, IMAGENET_WEIGHTS)
     return save_checkpoint(tmp_path_factory.mktemp("model") / "init.pt", model, threshold=0.5, name="test-init")
 
 

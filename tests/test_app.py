@@ -89,6 +89,7 @@ def test_start_page_offers_examples_and_settings():
     assert at.selectbox(key="method").value == "gradcam"
     assert 0.0 < at.slider(key="threshold").value < 1.0
     assert any("About the model" in e.label for e in at.expander)
+    assert not any("No example media" in i.value for i in at.info)
 
 
 @pytest.mark.slow
@@ -230,6 +231,13 @@ def test_examples_picker_hidden_without_examples(monkeypatch, tmp_path):
     # As in a non-editable install: no examples folder next to the package or in the working folder.
     monkeypatch.setattr(fakelens.ui, "__file__", str(tmp_path / "site-packages" / "fakelens" / "ui.py"))
     assert fakelens.ui.examples_dir() is None
+    # The page still offers the upload, and says plainly why there are no examples.
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and not at.error
+    assert at.file_uploader(key="upload").label.startswith("Upload a video")
+    assert not [b for b in at.button if b.key and b.key.startswith("example:")]
+    assert [i.value for i in at.info if i.value == fakelens.ui.NO_EXAMPLES_TEXT]
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "a.mp4").write_bytes(b"x")
     monkeypatch.setenv("FAKELENS_EXAMPLES", str(tmp_path / "mine"))

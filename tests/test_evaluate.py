@@ -16,8 +16,9 @@ from fakelens.data import load_crop, manifest_from_face_images, read_manifest
 from fakelens.evaluate import evaluate, predict_crops, predict_manifest, write_report
 from fakelens.model import DeepfakeClassifier, load_backbone_weights
 
-ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT.parent / "shared" / "weights" / "mobilenet_v2_imagenet.pth"
+from shared_paths import IMAGENET_WEIGHTS
+
+WEIGHTS = IMAGENET_WEIGHTS
 THRESHOLD = 0.4321
 
 

@@ -123,10 +123,43 @@ def _make_targets(target: str, count: int, threshold: float) -> list[LogitTarget
 # --------------------------------------------------------------------------- CAM back-ends
 
 
+def _scale_to_peak(maps: np.ndarray) -> np.ndarray:
+    """Each map min-max scaled to [0, 1] by its own range, whatever its magnitude; a flat map gives zeros.
+
+    pytorch_grad_cam's ``scale_cam_image`` divides by ``max + 1e-7``: an absolute epsilon, so a map whose
+    raw values are small (1e-11 on a randomly initialised backbone) peaks at max / (max + 1e-7), far
+    below 1. Dividing by the range itself keeps the contract that every map with any positive evidence
+    peaks at exactly 1 and that an all-zero map means none.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    flat = maps.reshape(len(maps), -1)
+    low = flat.min(axis=1)
+    span = flat.max(axis=1) - low
+    shape = (-1,) + (1,) * (maps.ndim - 1)
+    safe = np.where(span > 0, span, 1.0).reshape(shape)
+    scaled = np.where(span.reshape(shape) > 0, (maps - low.reshape(shape)) / safe, 0.0)
+    return scaled.astype(np.float32)
+
+
 @functools.lru_cache(maxsize=None)
 def _cam_classes():
-    """pytorch_grad_cam classes, imported lazily (the package pulls in ttach, scipy and sklearn)."""
+    """pytorch_grad_cam classes, imported lazily (the package pulls in ttach, scipy and sklearn).
+
+    Each is wrapped in ``PeakScaled``: pytorch_grad_cam scales each map (ReLU, then min-max with an
+    absolute 1e-7 epsilon), resizes it to the input and scales it again. Here the raw map is brought to a
+    peak of 1 first, so its epsilon is negligible whatever the map's magnitude, and the final scaling,
+    after the resize, divides by the map's own range (:func:`_scale_to_peak`).
+    """
     from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, ScoreCAM
+
+    class PeakScaled:
+        def get_cam_image(self, *args, **kwargs):
+            cam = np.maximum(np.nan_to_num(np.asarray(super().get_cam_image(*args, **kwargs), dtype=np.float64)), 0.0)
+            return _scale_to_peak(cam)
+
+        def aggregate_multi_layers(self, cam_per_target_layer):
+            stacked = np.maximum(np.concatenate(cam_per_target_layer, axis=1), 0.0)
+            return _scale_to_peak(np.mean(stacked, axis=1))
 
     class TopChannelScoreCAM(ScoreCAM):
         """Score-CAM scoring only the ``max_channels`` activation maps with the most spatial variance.
@@ -186,12 +219,8 @@ def _cam_classes():
                 projections.append(projection.reshape(activation.shape[1:]))
             return np.float32(projections)
 
-    return {
-        "gradcam": GradCAM,
-        "gradcam++": GradCAMPlusPlus,
-        "scorecam": TopChannelScoreCAM,
-        "eigencam": SignedEigenCAM,
-    }
+    bases = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus, "scorecam": TopChannelScoreCAM, "eigencam": SignedEigenCAM}
+    return {name: type(f"PeakScaled{base.__name__}", (PeakScaled, base), {}) for name, base in bases.items()}
 
 
 # --------------------------------------------------------------------------- inputs
@@ -304,7 +333,8 @@ class Explanation:
     """Heatmaps for a batch of crops and what they explain.
 
     ``heatmaps`` is (N, H, W) float32 in [0, 1] (H = W = 224 for crops), 1 = most relevant to the
-    target. An all-zero map means no region had positive evidence for that target.
+    target: each map is scaled to its own peak, so its maximum is exactly 1 however small the raw map's
+    values are. An all-zero map means no region had positive evidence for that target.
     ``logits`` and ``scores`` (P(fake)) come from the same forward pass; ``targets`` says, per crop,
     whether FAKE or REAL was explained.
     """

@@ -45,6 +45,10 @@ THUMBNAILS_PER_TRACK = 8
 #: Analyses kept per browser session (each holds crops and a few full frames).
 KEPT_ANALYSES = 4
 MODEL_CARD = Path(__file__).parent / "MODEL_CARD.md"
+#: Shown instead of the example buttons where no examples folder is found (an install from a wheel).
+NO_EXAMPLES_TEXT = ("No example media are installed here: the examples ship with the source repository, not with "
+                    "the package. Upload a video or an image above, or set FAKELENS_EXAMPLES to a folder of "
+                    "example media and restart the app.")
 METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM (slow, gradient-free)",
                  "eigencam": "Eigen-CAM (class-agnostic)"}
 STAGE_TEXT = {
@@ -248,6 +252,8 @@ def choose_input(limit_mb: int):
             f"Upload a video ({', '.join(UPLOAD_TYPES[:5])}) or an image ({', '.join(UPLOAD_TYPES[5:])}), up to {limit_mb} MB",
             type=list(UPLOAD_TYPES), key="upload", on_change=on_upload,
         )
+        if folder is None:
+            st.info(NO_EXAMPLES_TEXT)
     examples = list_examples(folder) if folder else []
     if right is not None:
         with right:

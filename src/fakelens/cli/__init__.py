@@ -12,11 +12,23 @@ import importlib
 import logging
 import sys
 
-from fakelens import __version__
 from fakelens.errors import FakelensError
 
 # Order is the order shown in --help.
-SUBCOMMANDS = ["predict", "faces", "preprocess", "train", "evaluate", "explain", "export", "app"]
+SUBCOMMANDS = ["predict", "faces", "preprocess", "train", "evaluate", "explain", "export", "app", "doctor"]
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the full report of :func:`fakelens.doctor.report` (what a bug report needs)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from fakelens.doctor import report
+
+        print(report())
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fakelens",
         description="Detect deepfakes in face videos and images, and show why.",
     )
-    parser.add_argument("--version", action="version", version=f"fakelens {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the versions of fakelens and the key packages, and the lock's status, then exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
