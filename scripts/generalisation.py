@@ -33,9 +33,16 @@ def _scores(model, crops, batch_size=64):
 
 def _auc_table(rows, scores):
     from fakelens.evaluate import breakdowns, subset_report
+    from fakelens.media import VIDEO_SUFFIXES
 
     overall = subset_report(rows, scores, 0.5)
     per_dataset, per_method = breakdowns(rows, scores, 0.5)
+    # Videos and still images apart: a still image is a one-frame "video" in the overall figures.
+    is_video = np.array([Path(r.video).suffix.lower() in VIDEO_SUFFIXES for r in rows])
+    for kind, mask in (("videos", is_video), ("images", ~is_video)):
+        idx = np.flatnonzero(mask)
+        if idx.size and len({rows[i].label for i in idx}) == 2:
+            per_dataset[f"({kind} only)"] = subset_report([rows[i] for i in idx], np.asarray(scores)[idx], 0.5)
 
     def brief(rep):
         return {
@@ -69,6 +76,8 @@ def main(argv=None) -> int:
     parser.add_argument("--perturbations", default=None, help="comma list (default all of fakelens.robustness.PERTURBATIONS)")
     parser.add_argument("--calibration-manifest", type=Path, default=None, help="manifest whose val split fits the temperature")
     parser.add_argument("--out", type=Path, default=None, help="folder for generalisation.json/.md and reliability PNGs")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder keeping the perturbed crops (keyed by manifest, split and groups) for the next run")
     args = parser.parse_args(argv)
 
     import torch
@@ -96,12 +105,26 @@ def main(argv=None) -> int:
 
     # Perturb once, score with every model.
     perturbed = {}
+    import hashlib
+
+    key = hashlib.sha256(f"{args.manifest.resolve()}|{args.split}|{args.groups}|{len(rows)}".encode()).hexdigest()[:12]
     for name in names:
         start = time.perf_counter()
-        out: list = [None] * len(rows)
-        for indices in by_video.values():
-            for i, crop in zip(indices, perturb_crops(name, [crops[i] for i in indices], detector)):
-                out[i] = crop
+        cached = None if args.cache is None else args.cache / f"{key}_{name}.npz"
+        if cached is not None and cached.is_file():
+            with np.load(cached) as data:
+                out = [c if ok else None for c, ok in zip(data["crops"], data["found"])]
+        else:
+            out: list = [None] * len(rows)
+            for indices in by_video.values():
+                for i, crop in zip(indices, perturb_crops(name, [crops[i] for i in indices], detector)):
+                    out[i] = crop
+            if cached is not None:
+                found = np.array([c is not None for c in out])
+                stack = np.stack([c if c is not None else np.zeros_like(crops[0]) for c in out])
+                with atomic.atomic_path(cached) as tmp:
+                    with open(tmp, "wb") as fh:
+                        np.savez(fh, crops=stack, found=found)
         perturbed[name] = out
         lost = sum(c is None for c in out)
         print(f"  {name}: {time.perf_counter() - start:.1f} s{f', no face in {lost} tight crops' if lost else ''}", file=sys.stderr)
