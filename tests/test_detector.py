@@ -175,3 +175,11 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
     expected = __import__("json").loads(DEFAULT_MODEL.with_suffix(".json").read_text())["sha256"]
     with pytest.raises(CheckpointError):
         verify_sha256(copy, expected)
+
+
+def test_predict_refuses_zero_frames_with_a_clear_error(examples, capsys):
+    from fakelens.cli import main
+
+    assert main(["predict", str(examples / "real_dfdc_aayrffkzxn.mp4"), "--frames", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "--frames must be at least 1" in err and "Traceback" not in err

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.detector import Detector
     from fakelens.errors import FakelensError
 
+    if args.frames < 1:
+        raise FakelensError(f"--frames must be at least 1 (got {args.frames})")
     options = dict(num_frames=args.frames, threshold=args.threshold, aggregate=args.aggregate,
                    backend=args.backend, device=args.device)
     detector = Detector.from_checkpoint(args.checkpoint, **options) if args.checkpoint else Detector.default(**options)
