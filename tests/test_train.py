@@ -321,3 +321,23 @@ def test_sbi_pairs_with_frozen_blocks_train_only_the_rest(manifest, tmp_path):
         train(_config(manifest, tmp_path / "odd", fakes="sbi", batch_size=3))
     with pytest.raises(TrainingError, match="freeze-blocks"):
         train(_config(manifest, tmp_path / "bad", freeze_blocks=25))
+
+
+@pytest.mark.slow
+def test_norm_only_training_moves_only_batch_norm_affine_parameters(manifest, tmp_path):
+    """backbone_params="norm" (BlenD): conv weights stay ImageNet's, batch norm weights/biases and the head move."""
+    out = tmp_path / "norm"
+    config = _config(manifest, out, fakes="sbi", epochs=1, batch_size=4, samples_per_epoch=8, freeze_backbone_epochs=0,
+                     backbone_params="norm", threads=1, patience=0)  # fmt: skip
+    train(config)
+    start = DeepfakeClassifier()
+    load_backbone_weights(start, WEIGHTS)
+    trained, _ = load_model(out / "last.pt")
+    norms = {name for name, m in start.features.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    before, after = start.features.state_dict(), trained.features.state_dict()
+    convs = [k for k in before if k.rsplit(".", 1)[0] not in norms]
+    affine = [k for k in before if k.rsplit(".", 1)[0] in norms and k.endswith(("weight", "bias"))]
+    assert convs and all(torch.equal(before[k], after[k]) for k in convs), "a convolution weight changed"
+    assert any(not torch.equal(before[k], after[k]) for k in affine)
+    with pytest.raises(TrainingError, match="backbone-params"):
+        train(_config(manifest, tmp_path / "bad", backbone_params="some"))

@@ -24,3 +24,7 @@ class MediaError(FakelensError):
 
 class CheckpointError(FakelensError):
     """A model checkpoint is missing, corrupt or of another kind."""
+
+
+class InvalidArgument(FakelensError, ValueError):
+    """An option or parameter a user gave is out of range or of the wrong kind; the message names it."""

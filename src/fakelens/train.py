@@ -66,6 +66,10 @@ log = logging.getLogger(__name__)
 
 FAKES_MODES = ("dataset", "sbi", "both")
 BN_MODES = ("auto", "train", "frozen")
+#: Which backbone parameters train: all of them, or only the batch norm affine parameters (the head always
+#: trains). "norm" is BlenD's recipe (Yermakov et al. 2026): a frozen pretrained backbone whose normalisation
+#: layers adapt, about 34k backbone parameters of MobileNetV2's 2.2M.
+BACKBONE_PARAMS = ("all", "norm")
 #: Per-process batch below which batch norm statistics are kept frozen (bn="auto").
 BN_MIN_BATCH = 32
 #: Fields that change how a run executes but not what it computes: a resumed run may change them.
@@ -98,6 +102,7 @@ class TrainConfig:
     #: the first this-many blocks of ``features`` never train (ImageNet weights, batch norm in eval mode); no
     #: backward pass runs through them, which is most of a CPU step's cost (they work at 112-28 px)
     freeze_blocks: int = 0
+    backbone_params: str = "all"  #: "all" or "norm" (only batch norm weights and biases train; see BACKBONE_PARAMS)
     bn: str = "auto"  #: "auto", "train" or "frozen" (see module docstring)
     patience: int = 5  #: early stopping after this many epochs without better val AUC (0 = off)
     seed: int = 0
@@ -307,12 +312,17 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) 
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _set_phase(model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool, freeze_blocks: int = 0) -> None:
+def _set_phase(
+    model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool, freeze_blocks: int = 0, backbone_params: str = "all"
+) -> None:
     """Train mode with the backbone (un)frozen and its batch norm statistics frozen or not; the first
-    ``freeze_blocks`` blocks stay frozen throughout."""
+    ``freeze_blocks`` blocks stay frozen throughout; with ``backbone_params="norm"`` only the backbone's batch
+    norm affine parameters train."""
     model.train()
-    for param in model.features.parameters():
-        param.requires_grad_(not frozen_backbone)
+    for module in model.features.modules():
+        is_norm = isinstance(module, nn.modules.batchnorm._BatchNorm)
+        for param in module.parameters(recurse=False):
+            param.requires_grad_(not frozen_backbone and (backbone_params == "all" or is_norm))
     if frozen_backbone or freeze_bn:
         for module in model.features.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -551,7 +561,7 @@ def _train(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResul
 
     for epoch in range(start_epoch, cfg.epochs):
         frozen = epoch < cfg.freeze_backbone_epochs
-        _set_phase(model, frozen, freeze_bn, cfg.freeze_blocks)
+        _set_phase(model, frozen, freeze_bn, cfg.freeze_blocks, cfg.backbone_params)
         if info.enabled and ddp_phase != frozen:
             # DDP registers the parameters that need gradients when it is built: rebuild when that set changes.
             from torch.nn.parallel import DistributedDataParallel
@@ -705,6 +715,8 @@ def _validate_config(cfg: TrainConfig) -> None:
     problems = []
     if cfg.fakes not in FAKES_MODES:
         problems.append(f"fakes must be one of {FAKES_MODES}")
+    if cfg.backbone_params not in BACKBONE_PARAMS:
+        problems.append(f"backbone-params must be one of {BACKBONE_PARAMS}")
     if cfg.bn not in BN_MODES:
         problems.append(f"bn must be one of {BN_MODES}")
     if cfg.epochs < 1:

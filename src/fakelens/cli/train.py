@@ -16,17 +16,18 @@ log = logging.getLogger(__name__)
 # TrainConfig's defaults, repeated here so that `fakelens --help` does not import torch (a test keeps them equal).
 DEFAULTS = {
     "fakes": "dataset", "epochs": 10, "batch_size": 32, "lr": 3e-4, "backbone_lr_mult": 0.1, "weight_decay": 0.01, "warmup_epochs": 1.0,
-    "min_lr_ratio": 0.01, "grad_clip": 1.0, "freeze_backbone_epochs": 1, "freeze_blocks": 0, "bn": "auto", "patience": 5, "seed": 0,
+    "min_lr_ratio": 0.01, "grad_clip": 1.0, "freeze_backbone_epochs": 1, "freeze_blocks": 0, "backbone_params": "all", "bn": "auto", "patience": 5, "seed": 0,
     "sbi_share": 0.5, "hidden": 256, "dropout": 0.3, "threshold_criterion": "balanced_accuracy", "device": "auto",
     "workers": 2,
 }  # fmt: skip
 FAKES_MODES = ("dataset", "sbi", "both")
 BN_MODES = ("auto", "train", "frozen")
+BACKBONE_PARAMS = ("all", "norm")
 
 # Options that are None unless given, so that --resume can tell which ones the user set.
 _RESULT_AFFECTING = [
     "manifest", "init", "fakes", "epochs", "batch_size", "lr", "backbone_lr_mult", "weight_decay", "warmup_epochs", "min_lr_ratio",
-    "grad_clip", "freeze_backbone_epochs", "freeze_blocks", "bn", "patience", "seed", "samples_per_epoch", "max_train_images",
+    "grad_clip", "freeze_backbone_epochs", "freeze_blocks", "backbone_params", "bn", "patience", "seed", "samples_per_epoch", "max_train_images",
     "max_val_images", "sbi_share", "hidden", "dropout", "threshold_criterion",
 ]  # fmt: skip
 
@@ -60,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--freeze-backbone-epochs", type=int, help=f"epochs training only the head (default {d.freeze_backbone_epochs})")
     parser.add_argument("--freeze-blocks", type=int,
                         help=f"first N of MobileNetV2's 19 feature blocks never train; no backward through them (default {d.freeze_blocks})")
+    parser.add_argument("--backbone-params", choices=BACKBONE_PARAMS,
+                        help=f"backbone parameters that train: all, or only batch norm weights and biases (BlenD) (default {d.backbone_params})")
     parser.add_argument("--bn", choices=BN_MODES, help=f"backbone batch norm: auto = frozen when batch < 32 (default {d.bn})")
     parser.add_argument("--patience", type=int, help=f"early stopping after this many epochs without better val AUC, 0 = off (default {d.patience})")
     parser.add_argument("--seed", type=int, help=f"random seed (default {d.seed})")

@@ -1,0 +1,85 @@
+"""The names and numbers every part of fakelens agrees on, in one torch-free module.
+
+The CLI builds its ``choices`` from here, so ``fakelens --help`` never imports torch; the library validates
+against the same tuples, and the app and the tests read them instead of re-typing lists. A value lives
+here when more than one module needs it; a stage's private tuning knob stays in its own module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --------------------------------------------------------------------------- labels and splits
+#: Ground-truth labels in manifests and media lists (lower case, as datasets write them).
+LABELS = ("real", "fake")
+#: Dataset splits, in the order a run uses them.
+SPLITS = ("train", "val", "test")
+#: Verdicts of :class:`fakelens.detector.Prediction` (upper case, as the user reads them).
+VERDICTS = ("REAL", "FAKE", "NO_FACE")
+#: Kinds of training item: a real crop, a dataset fake, or a self-blended pseudo-fake made from a real crop.
+KINDS = ("real", "fake", "sbi")
+
+# --------------------------------------------------------------------------- media
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+#: Frame sequences PyAV decodes; an animated GIF is a video.
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".gif"})
+#: Largest upload the app and the HTTP API accept, in MB.
+DEFAULT_MAX_UPLOAD_MB = 200
+
+# --------------------------------------------------------------------------- faces
+#: Side of the square face crop the classifier reads, in pixels.
+INPUT_SIZE = 224
+#: Context added around the detector's box, as a fraction of its side (the seed's x1.3 crop).
+CROP_MARGIN = 0.3
+#: ``keep`` modes of face extraction: the largest face per frame, or every face linked into tracks.
+KEEP_MODES = ("largest", "all")
+#: What `predict` scores, and so what `fakelens faces` shows by default: every face, found on frames
+#: downscaled to 640 px (longest side), none under 60 px (too little detail for a 224 px classifier).
+#: On a 12 s 720p clip 640 px takes face finding from 1.37 s (40 px) to 0.82 s (benchmarks/pipeline_speed.py).
+DEFAULT_KEEP = "all"
+DEFAULT_DETECTION_SIZE = 640
+DEFAULT_MIN_FACE_SIZE = 60
+#: Frames sampled per video by default.
+DEFAULT_FRAMES = 32
+
+# --------------------------------------------------------------------------- model and scores
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: How frame scores become a track score (see fakelens.metrics.aggregate_scores).
+AGGREGATIONS = ("mean", "confident")
+#: How a decision threshold is chosen on validation scores (see fakelens.metrics.best_threshold).
+THRESHOLD_CRITERIA = ("balanced_accuracy", "f1")
+
+# --------------------------------------------------------------------------- training
+#: Where training's FAKE samples come from: manifest fakes, self-blended images, or both.
+FAKES_MODES = ("dataset", "sbi", "both")
+#: Backbone batch norm during training (see fakelens.train).
+BN_MODES = ("auto", "train", "frozen")
+#: Which backbone parameters train: all, or only batch norm weights and biases (BlenD).
+BACKBONE_PARAMS = ("all", "norm")
+
+# --------------------------------------------------------------------------- explanations
+#: CAM methods, by registry name (fakelens.explain's registry holds one class per name), with their
+#: display names. The first is the default.
+CAM_METHODS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM", "eigencam": "Eigen-CAM"}
+DEFAULT_CAM_METHOD = "gradcam"
+#: Which class a CAM explains: the predicted one, or FAKE / REAL whatever the prediction.
+CAM_TARGETS = ("predicted", "fake", "real")
+
+
+def sigmoid(logits) -> np.ndarray:
+    """P(fake) from logits, float64, without overflow warnings for large logits."""
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, dtype=np.float64), -60, 60)))
+
+
+def check_threshold(value: float, name: str = "threshold") -> float:
+    """``value`` as a float in [0, 1], or :class:`fakelens.errors.InvalidArgument` saying what was wrong."""
+    from fakelens.errors import InvalidArgument
+
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{name} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= number <= 1.0 or number != number:
+        raise InvalidArgument(f"{name} must be in [0, 1], got {value!r}")
+    return number
