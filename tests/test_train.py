@@ -27,7 +27,7 @@ from fakelens.data import (
     read_manifest,
     split_by_group,
 )
-from fakelens.errors import CheckpointError
+from fakelens.errors import CheckpointError, FakelensError
 from fakelens.evaluate import predict_manifest
 from fakelens.metrics import roc_auc
 from fakelens.model import DeepfakeClassifier, load_backbone_weights, preprocess_crops
@@ -123,12 +123,34 @@ def test_lr_schedule_warms_up_then_decays():
     assert values[-1] == pytest.approx(0.01)
 
 
-def test_cli_defaults_match_train_config():
-    from fakelens.cli.train import DEFAULTS
+def test_cli_options_are_built_from_train_config(tmp_path):
+    """Every TrainConfig field is a `fakelens train` option (or one of its special spellings), with its default in the help."""
+    import dataclasses
 
-    defaults = TrainConfig()
-    for key, value in DEFAULTS.items():
-        assert getattr(defaults, key) == value, key
+    from fakelens.cli import build_parser
+
+    parser = build_parser()
+    train_parser = next(a for a in parser._subparsers._group_actions[0].choices.values() if a.prog.endswith("train"))
+    dests = {a.dest for a in train_parser._actions}
+    for f in dataclasses.fields(TrainConfig):
+        assert f.name in dests or f.name == "progress", f.name
+    help_text = " ".join(train_parser.format_help().split())
+    assert "--backbone-params {all,norm}" in help_text and "(default 0.0003)" in help_text
+
+
+def test_config_file_sets_options_and_the_command_line_wins(tmp_path):
+    from fakelens.cli import build_parser
+    from fakelens.cli.train import resolve_options
+
+    config = tmp_path / "run.yaml"
+    config.write_text("epochs: 3\nbatch-size: 8\nfakes: sbi\naugment: false\n")
+    args = build_parser().parse_args(["train", "--config", str(config), "--out", str(tmp_path / "r"), "--epochs", "5"])
+    options = resolve_options(args)
+    assert options["epochs"] == 5 and options["batch_size"] == 8 and options["fakes"] == "sbi" and options["augment"] is False
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochz: 3\n")
+    with pytest.raises(FakelensError, match="unknown option.*epochz"):
+        resolve_options(build_parser().parse_args(["train", "--config", str(bad), "--out", str(tmp_path / "r")]))
 
 
 def test_checkpoint_round_trip_is_exact(manifest, tmp_path):
@@ -341,3 +363,7 @@ def test_norm_only_training_moves_only_batch_norm_affine_parameters(manifest, tm
     assert any(not torch.equal(before[k], after[k]) for k in affine)
     with pytest.raises(TrainingError, match="backbone-params"):
         train(_config(manifest, tmp_path / "bad", backbone_params="some"))
+    from fakelens.train_config import load_config_file
+
+    saved = load_config_file(out / "config.yaml")  # the run folder's resolved config is itself a valid --config
+    assert saved["backbone_params"] == "norm" and saved["manifest"] == str(manifest) and saved["samples_per_epoch"] == 8

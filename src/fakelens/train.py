@@ -61,81 +61,17 @@ from fakelens.errors import FakelensError
 from fakelens.evaluate import _autocast, resolve_device, score_dataset, sigmoid
 from fakelens.metrics import best_threshold, binary_metrics
 from fakelens.model import DeepfakeClassifier, load_backbone_weights
+from fakelens.constants import BACKBONE_PARAMS, BN_MODES, FAKES_MODES, KINDS, THRESHOLD_CRITERIA
+from fakelens.train_config import RUNTIME_FIELDS, TrainConfig, config_yaml
 
 log = logging.getLogger(__name__)
 
-FAKES_MODES = ("dataset", "sbi", "both")
-BN_MODES = ("auto", "train", "frozen")
-#: Which backbone parameters train: all of them, or only the batch norm affine parameters (the head always
-#: trains). "norm" is BlenD's recipe (Yermakov et al. 2026): a frozen pretrained backbone whose normalisation
-#: layers adapt, about 34k backbone parameters of MobileNetV2's 2.2M.
-BACKBONE_PARAMS = ("all", "norm")
 #: Per-process batch below which batch norm statistics are kept frozen (bn="auto").
 BN_MIN_BATCH = 32
-#: Fields that change how a run executes but not what it computes: a resumed run may change them.
-RUNTIME_FIELDS = ("device", "workers", "threads", "progress", "stop_after", "out", "resume")
 
 
 class TrainingError(FakelensError):
     """Training cannot start or continue (bad options, unusable data, run folder conflicts)."""
-
-
-@dataclass
-class TrainConfig:
-    """Every training option, with its default. Stored in each checkpoint as a plain dict."""
-
-    manifest: str = ""  #: manifest CSV (required)
-    out: str = ""  #: run folder (required)
-    init: str | None = None  #: "imagenet", a torchvision mobilenet_v2 state dict, or a fakelens checkpoint; None = random
-    fakes: str = "dataset"  #: "dataset" (manifest fakes), "sbi" (self-blended only) or "both"
-    epochs: int = 10
-    batch_size: int = 32  #: per process
-    lr: float = 3e-4  #: peak learning rate of the head
-    #: backbone LR = lr * this: Adam's first steps move every pretrained weight by ~lr, which wrecks ImageNet
-    #: features at head-sized rates (a fine-tuning run at 1e-3 saw its train loss jump from 0.43 to 1.58).
-    backbone_lr_mult: float = 0.1
-    weight_decay: float = 0.01
-    warmup_epochs: float = 1.0
-    min_lr_ratio: float = 0.01  #: final LR as a fraction of the peak
-    grad_clip: float = 1.0  #: max gradient norm (0 = off)
-    freeze_backbone_epochs: int = 1  #: train only the head for this many first epochs
-    #: the first this-many blocks of ``features`` never train (ImageNet weights, batch norm in eval mode); no
-    #: backward pass runs through them, which is most of a CPU step's cost (they work at 112-28 px)
-    freeze_blocks: int = 0
-    backbone_params: str = "all"  #: "all" or "norm" (only batch norm weights and biases train; see BACKBONE_PARAMS)
-    bn: str = "auto"  #: "auto", "train" or "frozen" (see module docstring)
-    patience: int = 5  #: early stopping after this many epochs without better val AUC (0 = off)
-    seed: int = 0
-    samples_per_epoch: int | None = None  #: draws per epoch over all processes (default: number of training items)
-    max_train_images: int | None = None  #: cap on training crops (a seeded subset; default all)
-    max_val_images: int | None = None  #: cap on validation crops (default all)
-    sbi_share: float = 0.5  #: share of the FAKE half drawn from SBI when fakes="both"
-    #: with fakes="sbi": every batch holds each drawn real crop and its own pseudo-fake (the SBI paper)
-    sbi_pairs: bool = True
-    augment: bool = True
-    threshold_criterion: str = "balanced_accuracy"
-    hidden: int = 256  #: classifier head width
-    dropout: float = 0.3
-    amp: bool = True  #: mixed precision (CUDA only)
-    channels_last: bool = True  #: channels_last memory format (CUDA only)
-    device: str = "auto"
-    workers: int = 2  #: DataLoader worker processes per process
-    #: torch threads of each training process (None = torch's default, one per core). On a machine whose cores
-    #: are shared with other jobs, 1 can be several times faster: a multi-threaded step waits for its slowest
-    #: thread, and a thread that shares its core with another process is slow (measured: 2.9 img/s with 2
-    #: threads on 2 busy cores).
-    threads: int | None = None
-    progress: bool = True  #: tqdm bars
-    stop_after: int | None = None  #: end this invocation after this many epochs (resumable), e.g. for time-limited jobs
-    resume: bool = False
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 @dataclass
@@ -442,31 +378,97 @@ def train(config: TrainConfig) -> TrainResult:
                 dist.destroy_process_group()
 
 
+@dataclass
+class _Standing:
+    """Where a run stands between epochs: what ``last.pt`` restores besides the weights."""
+
+    start_epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_auc: float | None = None
+    best_epoch: int | None = None
+    best_threshold: float = 0.5
+    since_best: int = 0
+
+
+@dataclass
+class _Run:
+    """Everything one training invocation works with, built once by :func:`_build_run`."""
+
+    cfg: TrainConfig
+    info: DistInfo
+    device: torch.device
+    out: Path
+    model: DeepfakeClassifier
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    train_set: CropDataset
+    sampler: torch.utils.data.Sampler
+    val_set: CropDataset | None
+    val_fakes: str | None
+    stored_config: dict
+    channels_last: bool
+    freeze_bn: bool
+    ddp_model: nn.Module | None = None
+    ddp_frozen: bool | None = None
+
+
 def _train(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResult:
-    from tqdm import tqdm
+    """Restore (or start), then train one epoch at a time, validating and saving after each."""
+    cfg, payload = _resolve_config(cfg, info)
+    if payload is not None and payload["extra"].get("finished"):
+        log.info("%s: run already finished at epoch %d; nothing to resume", cfg.out, payload["epoch"])
+        return _result_from_payload(Path(cfg.out), payload)
+    run = _build_run(cfg, info, device, payload)
+    standing = _restore(run, payload)
+    stopped_early, epochs_this_run = False, 0
+    for epoch in range(standing.start_epoch, cfg.epochs):
+        stats = _train_one_epoch(run, epoch)
+        val = _validate(run.model, run.val_set, cfg, info, device)
+        improved = _record_epoch(run, standing, epoch, stats, val)
+        stopped_early = bool(cfg.patience and val.get("auc") is not None and standing.since_best >= cfg.patience)
+        finished = stopped_early or epoch + 1 >= cfg.epochs
+        _save_epoch(run, standing, epoch, val, improved=improved, finished=finished, stopped_early=stopped_early)
+        epochs_this_run += 1
+        if stopped_early:
+            if info.is_main:
+                log.info("early stopping: no better val AUC for %d epochs (best %s at epoch %s)", standing.since_best, _fmt(standing.best_auc), standing.best_epoch)
+            break
+        if cfg.stop_after and epochs_this_run >= cfg.stop_after and not finished:
+            if info.is_main:
+                log.info("stopping after %d epoch(s) as asked; continue with --resume", epochs_this_run)
+            break
+    completed = standing.history[-1]["epoch"] if standing.history else standing.start_epoch
+    return TrainResult(
+        out=str(run.out), epochs_completed=completed, best_epoch=standing.best_epoch, best_val_auc=standing.best_auc,
+        threshold=standing.best_threshold, stopped_early=stopped_early, finished=stopped_early or completed >= cfg.epochs,
+        history=standing.history,
+    )  # fmt: skip
 
+
+def _resolve_config(cfg: TrainConfig, info: DistInfo) -> tuple[TrainConfig, dict | None]:
+    """The configuration to run: ``cfg``, or on ``--resume`` the saved one with ``cfg``'s runtime fields; plus
+    the ``last.pt`` payload to resume from (None for a new run)."""
     out = Path(cfg.out)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    resume_payload = None
-    if cfg.resume:
-        if not last_path.is_file():
-            raise TrainingError(f"{out}: nothing to resume (no last.pt); start without --resume")
-        resume_payload = load_checkpoint(last_path)
-        saved = TrainConfig.from_dict(resume_payload["config"])
-        runtime = {k: getattr(cfg, k) for k in RUNTIME_FIELDS}
-        cfg = dataclasses.replace(saved, **runtime)
-        if resume_payload["extra"].get("finished"):
-            log.info("%s: run already finished at epoch %d; nothing to resume", out, resume_payload["epoch"])
-            return _result_from_payload(out, resume_payload)
-        if int(resume_payload["extra"].get("world_size", 1)) != info.world_size:
-            log.warning("resuming with %d processes instead of %d: the result will not be identical", info.world_size, resume_payload["extra"].get("world_size", 1))
-    elif last_path.exists():
-        raise TrainingError(f"{out} already holds a run (last.pt); use --resume to continue it or choose another --out")
+    last_path = out / "last.pt"
+    if not cfg.resume:
+        if last_path.exists():
+            raise TrainingError(f"{out} already holds a run (last.pt); use --resume to continue it or choose another --out")
+        _validate_config(cfg)
+        return cfg, None
+    if not last_path.is_file():
+        raise TrainingError(f"{out}: nothing to resume (no last.pt); start without --resume")
+    payload = load_checkpoint(last_path)
+    saved = TrainConfig.from_dict(payload["config"])
+    cfg = dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RUNTIME_FIELDS})
+    if not payload["extra"].get("finished") and int(payload["extra"].get("world_size", 1)) != info.world_size:
+        log.warning("resuming with %d processes instead of %d: the result will not be identical", info.world_size, payload["extra"].get("world_size", 1))
     _validate_config(cfg)
+    return cfg, payload
 
-    manifest_hash = sha256_file(cfg.manifest) if Path(cfg.manifest).is_file() else None
-    if resume_payload is not None and manifest_hash != resume_payload["config"].get("manifest_sha256"):
-        log.warning("the manifest changed since this run started: the resumed run will not be identical")
+
+def _load_splits(cfg: TrainConfig) -> tuple[list[ManifestRow], list[tuple[int, str]], CropDataset | None, str | None]:
+    """Train rows and items, and the validation dataset (None without a val split) with where its fakes come from."""
     train_rows = _subset(read_manifest(cfg.manifest, split="train"), cfg.max_train_images, cfg.seed)
     try:
         val_rows = _subset(read_manifest(cfg.manifest, split="val"), cfg.max_val_images, cfg.seed + 1)
@@ -480,36 +482,42 @@ def _train(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResul
             f"the train split needs REAL crops and FAKE crops (fakes={cfg.fakes!r}; found "
             f"{kinds.count('real')} real, {kinds.count('fake')} fake, {kinds.count('sbi')} sbi)"
         )
-    if val_rows:
-        val_items, val_fakes = build_val_items(val_rows, cfg.fakes)
-        val_set = CropDataset(val_rows, val_items, seed=cfg.seed, purpose=PURPOSE_EVAL_SBI) if val_items else None
-    else:
-        val_set, val_fakes = None, None
+    if not val_rows:
         log.warning("no val split: no model selection, no early stopping, best.pt = last epoch with threshold 0.5")
+        return train_rows, train_items, None, None
+    val_items, val_fakes = build_val_items(val_rows, cfg.fakes)
+    val_set = CropDataset(val_rows, val_items, seed=cfg.seed, purpose=PURPOSE_EVAL_SBI) if val_items else None
+    return train_rows, train_items, val_set, val_fakes
 
-    # --- model, optimiser, schedule (seeded identically on every rank; DDP also broadcasts rank 0's weights)
+
+def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: dict | None) -> _Run:
+    """Data, model, optimiser and schedule, seeded identically on every rank (DDP also broadcasts rank 0's weights)."""
+    manifest_hash = sha256_file(cfg.manifest) if Path(cfg.manifest).is_file() else None
+    if payload is not None and manifest_hash != payload["config"].get("manifest_sha256"):
+        log.warning("the manifest changed since this run started: the resumed run will not be identical")
+    train_rows, train_items, val_set, val_fakes = _load_splits(cfg)
+    kinds = [k for _, k in train_items]
+
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % (2**32))
     model = DeepfakeClassifier(hidden=cfg.hidden, dropout=cfg.dropout)
-    init_desc = _init_model(model, cfg.init) if resume_payload is None else "resumed"
+    init_desc = _init_model(model, cfg.init) if payload is None else "resumed"
     model.to(device)
-    use_channels_last = cfg.channels_last and device.type == "cuda"
-    if use_channels_last:
+    channels_last = cfg.channels_last and device.type == "cuda"
+    if channels_last:
         model.to(memory_format=torch.channels_last)
 
     paired = cfg.fakes == "sbi" and cfg.sbi_pairs
     train_set = CropDataset(
         train_rows, train_items, augment=Augmenter() if cfg.augment else None, seed=cfg.seed, purpose=PURPOSE_TRAIN, paired=paired
     )
+    draws = cfg.samples_per_epoch or len(train_items)
     if paired:
-        sampler = PairedSampler(train_items, cfg.samples_per_epoch or len(train_items), seed=cfg.seed, rank=info.rank, world_size=info.world_size)
+        sampler = PairedSampler(train_items, draws, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
     else:
-        sampler = BalancedSampler(
-            kind_weights(kinds, cfg.sbi_share), cfg.samples_per_epoch or len(train_items), seed=cfg.seed, rank=info.rank, world_size=info.world_size
-        )
+        sampler = BalancedSampler(kind_weights(kinds, cfg.sbi_share), draws, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
     steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
-    total_steps = steps_per_epoch * cfg.epochs
-    warmup_steps = int(round(cfg.warmup_epochs * steps_per_epoch))
+    total_steps, warmup_steps = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_mult), lr=cfg.lr)
 
     def schedule(step: int) -> float:
@@ -518,179 +526,165 @@ def _train(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResul
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     amp_fp16 = cfg.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
     scaler = torch.amp.GradScaler("cuda", enabled=amp_fp16)
-    loss_fn = nn.BCEWithLogitsLoss()
-
-    start_epoch, history = 0, []
-    best_auc, best_epoch, best_threshold_value, since_best = None, None, 0.5, 0
-    if resume_payload is not None:
-        model.load_state_dict(resume_payload["model_state"])
-        optimizer.load_state_dict(resume_payload["optimizer_state"])
-        scheduler.load_state_dict(resume_payload["scheduler_state"])
-        extra = resume_payload["extra"]
-        if extra.get("scaler"):
-            scaler.load_state_dict(extra["scaler"])
-        start_epoch = int(resume_payload["epoch"])
-        history = list(extra.get("history", []))
-        best_auc, best_epoch = extra.get("best_auc"), extra.get("best_epoch")
-        best_threshold_value = float(extra.get("best_threshold", 0.5))
-        since_best = int(extra.get("since_best", 0))
-        rng_states = extra.get("rng", [])
-        if info.rank < len(rng_states):
-            _set_rng_state(rng_states[info.rank], device)
-        log.info("resuming %s after epoch %d", out, start_epoch)
-    else:
-        # Dropout masks and other global randomness differ per rank, the model initialisation did not.
-        torch.manual_seed(cfg.seed + 7919 * info.rank)
 
     stored_config = {**cfg.to_dict(), "manifest_sha256": manifest_hash, "world_size": info.world_size, "init_description": init_desc}
-    if resume_payload is not None:
-        stored_config = {**resume_payload["config"], **{k: getattr(cfg, k) for k in RUNTIME_FIELDS}}
+    if payload is not None:
+        stored_config = {**payload["config"], **{k: getattr(cfg, k) for k in RUNTIME_FIELDS}}
+    out = Path(cfg.out)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        n_val = 0 if val_set is None else len(val_set)
+        atomic_write_text(out / "config.yaml", config_yaml(cfg, {k: stored_config[k] for k in ("manifest_sha256", "world_size", "init_description") if k in stored_config}))
         log.info(
             "training on %d crops (%s), validating on %d items (fakes from %s); %d process(es) on %s, init: %s",
-            len(train_rows), ", ".join(f"{k} {kinds.count(k)}" for k in ("real", "fake", "sbi") if kinds.count(k)),
-            n_val, val_fakes, info.world_size, device, init_desc,
+            len(train_rows), ", ".join(f"{k} {kinds.count(k)}" for k in KINDS if kinds.count(k)),
+            0 if val_set is None else len(val_set), val_fakes, info.world_size, device, init_desc,
         )  # fmt: skip
-
     freeze_bn = cfg.bn == "frozen" or (cfg.bn == "auto" and cfg.batch_size < BN_MIN_BATCH)
-    ddp_model, ddp_phase = None, None
-    stopped_early, epochs_this_run = False, 0
-    loader_generator = torch.Generator()
+    return _Run(cfg, info, device, out, model, optimizer, scheduler, scaler, train_set, sampler, val_set, val_fakes,
+                stored_config, channels_last, freeze_bn)  # fmt: skip
 
-    for epoch in range(start_epoch, cfg.epochs):
-        frozen = epoch < cfg.freeze_backbone_epochs
-        _set_phase(model, frozen, freeze_bn, cfg.freeze_blocks, cfg.backbone_params)
-        if info.enabled and ddp_phase != frozen:
-            # DDP registers the parameters that need gradients when it is built: rebuild when that set changes.
-            from torch.nn.parallel import DistributedDataParallel
 
-            ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-            ddp_phase = frozen
-        forward = ddp_model if info.enabled else model
-        sampler.set_epoch(epoch)
-        train_set.set_epoch(epoch)
-        loader_generator.manual_seed(cfg.seed + epoch)
-        loader = torch.utils.data.DataLoader(
-            train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers, collate_fn=collate,
-            worker_init_fn=worker_init if cfg.workers else None, pin_memory=device.type == "cuda",
-            generator=loader_generator, drop_last=False,
-        )  # fmt: skip
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        loss_sum, correct, seen = 0.0, 0, 0
-        epoch_start = time.perf_counter()
-        bar = tqdm(total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="img", disable=not (cfg.progress and info.is_main), leave=False)
-        for images, targets, _ in loader:
-            images = images.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            x = normalize_batch(images, use_channels_last)
-            with _autocast(device, cfg.amp):
-                logits = forward(x)
-            loss = loss_fn(logits.float(), targets)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            n = len(targets)
-            loss_sum += float(loss.detach()) * n
-            correct += int(((logits.detach().float() > 0).float() == targets).sum())
-            seen += n
-            bar.update(n)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / max(time.perf_counter() - epoch_start, 1e-9):.1f}")
-        bar.close()
-        train_seconds = time.perf_counter() - epoch_start
-        totals = np.sum(_all_gather(info, [loss_sum, correct, seen]), axis=0) if info.enabled else [loss_sum, correct, seen]
-        train_loss = float(totals[0] / max(totals[2], 1))
-        train_acc = float(totals[1] / max(totals[2], 1))
+def _restore(run: _Run, payload: dict | None) -> _Standing:
+    """Weights, optimiser, schedule, scaler, RNG and standing from ``last.pt``; or a fresh standing."""
+    if payload is None:
+        # Dropout masks and other global randomness differ per rank, the model initialisation did not.
+        torch.manual_seed(run.cfg.seed + 7919 * run.info.rank)
+        return _Standing()
+    run.model.load_state_dict(payload["model_state"])
+    run.optimizer.load_state_dict(payload["optimizer_state"])
+    run.scheduler.load_state_dict(payload["scheduler_state"])
+    extra = payload["extra"]
+    if extra.get("scaler"):
+        run.scaler.load_state_dict(extra["scaler"])
+    standing = _Standing(
+        start_epoch=int(payload["epoch"]), history=list(extra.get("history", [])), best_auc=extra.get("best_auc"),
+        best_epoch=extra.get("best_epoch"), best_threshold=float(extra.get("best_threshold", 0.5)), since_best=int(extra.get("since_best", 0)),
+    )  # fmt: skip
+    rng_states = extra.get("rng", [])
+    if run.info.rank < len(rng_states):
+        _set_rng_state(rng_states[run.info.rank], run.device)
+    log.info("resuming %s after epoch %d", run.out, standing.start_epoch)
+    return standing
 
-        val = _validate(model, val_set, cfg, info, device)
-        val_auc = val.get("auc")
-        entry = {
-            "epoch": epoch + 1,
-            "lr": float(optimizer.param_groups[0]["lr"]),
-            "frozen_backbone": frozen,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "train_images": int(totals[2]),
-            "train_images_per_s": float(totals[2] / max(train_seconds, 1e-9)),
-            "val_loss": val.get("loss"),
-            "val_auc": val_auc,
-            "val_ap": val.get("ap"),
-            "val_eer": val.get("eer"),
-            "val_threshold": val.get("threshold"),
-            "val_balanced_accuracy": (val.get("at_threshold") or {}).get("balanced_accuracy"),
-            "seconds": time.perf_counter() - epoch_start,
-        }
-        history.append(entry)
-        if val_auc is None:
-            # No usable validation AUC (no val split, or one class only): the latest epoch stands as best.
-            improved = best_auc is None
-        else:
-            improved = best_auc is None or val_auc > best_auc
+
+def _train_one_epoch(run: _Run, epoch: int) -> dict:
+    """One pass over the epoch's draws; returns loss, accuracy, images and seconds summed over all processes."""
+    from tqdm import tqdm
+
+    cfg, info, model = run.cfg, run.info, run.model
+    frozen = epoch < cfg.freeze_backbone_epochs
+    _set_phase(model, frozen, run.freeze_bn, cfg.freeze_blocks, cfg.backbone_params)
+    if info.enabled and run.ddp_frozen != frozen:
+        # DDP registers the parameters that need gradients when it is built: rebuild when that set changes.
+        from torch.nn.parallel import DistributedDataParallel
+
+        run.ddp_model = DistributedDataParallel(model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        run.ddp_frozen = frozen
+    forward = run.ddp_model if info.enabled else model
+    run.sampler.set_epoch(epoch)
+    run.train_set.set_epoch(epoch)
+    generator = torch.Generator()
+    generator.manual_seed(cfg.seed + epoch)
+    loader = torch.utils.data.DataLoader(
+        run.train_set, batch_size=cfg.batch_size, sampler=run.sampler, num_workers=cfg.workers, collate_fn=collate,
+        worker_init_fn=worker_init if cfg.workers else None, pin_memory=run.device.type == "cuda",
+        generator=generator, drop_last=False,
+    )  # fmt: skip
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    loss_fn = nn.BCEWithLogitsLoss()
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(run.sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="img", disable=not (cfg.progress and info.is_main), leave=False)
+    for images, targets, _ in loader:
+        images = images.to(run.device, non_blocking=True)
+        targets = targets.to(run.device, non_blocking=True)
+        with _autocast(run.device, cfg.amp):
+            logits = forward(normalize_batch(images, run.channels_last))
+        loss = loss_fn(logits.float(), targets)
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            run.scaler.unscale_(run.optimizer)
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        n = len(targets)
+        loss_sum += float(loss.detach()) * n
+        correct += int(((logits.detach().float() > 0).float() == targets).sum())
+        seen += n
+        bar.update(n)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / max(time.perf_counter() - start, 1e-9):.1f}")
+    bar.close()
+    seconds = time.perf_counter() - start
+    totals = np.sum(_all_gather(info, [loss_sum, correct, seen]), axis=0) if info.enabled else [loss_sum, correct, seen]
+    return {"frozen": frozen, "loss": float(totals[0] / max(totals[2], 1)), "acc": float(totals[1] / max(totals[2], 1)),
+            "images": int(totals[2]), "train_seconds": seconds, "start": start}  # fmt: skip
+
+
+def _record_epoch(run: _Run, standing: _Standing, epoch: int, stats: dict, val: dict) -> bool:
+    """Append the epoch to the history and update the best; True when this epoch is the new best."""
+    val_auc = val.get("auc")
+    standing.history.append({
+        "epoch": epoch + 1,
+        "lr": float(run.optimizer.param_groups[0]["lr"]),
+        "frozen_backbone": stats["frozen"],
+        "train_loss": stats["loss"],
+        "train_acc": stats["acc"],
+        "train_images": stats["images"],
+        "train_images_per_s": float(stats["images"] / max(stats["train_seconds"], 1e-9)),
+        "val_loss": val.get("loss"),
+        "val_auc": val_auc,
+        "val_ap": val.get("ap"),
+        "val_eer": val.get("eer"),
+        "val_threshold": val.get("threshold"),
+        "val_balanced_accuracy": (val.get("at_threshold") or {}).get("balanced_accuracy"),
+        "seconds": time.perf_counter() - stats["start"],
+    })  # fmt: skip
+    # No usable validation AUC (no val split, or one class only): the latest epoch stands as best.
+    improved = standing.best_auc is None if val_auc is None else (standing.best_auc is None or val_auc > standing.best_auc)
+    if improved:
+        standing.best_auc, standing.best_epoch, standing.since_best = val_auc, epoch + 1, 0
+        standing.best_threshold = float(val.get("threshold", 0.5)) if val else 0.5
+    else:
+        standing.since_best += 1
+    return improved
+
+
+def _save_epoch(run: _Run, standing: _Standing, epoch: int, val: dict, *, improved: bool, finished: bool, stopped_early: bool) -> None:
+    """``best.pt`` when improved, then ``last.pt`` (with everything :func:`_restore` needs), the log and plots."""
+    info = run.info
+    rng = _all_gather(info, _rng_state(run.device))
+    if info.is_main:
+        metrics = {"val": val, "epoch": epoch + 1, "val_fakes": run.val_fakes}
         if improved:
-            best_auc, best_epoch, since_best = val_auc, epoch + 1, 0
-            best_threshold_value = float(val.get("threshold", 0.5)) if val else 0.5
-        else:
-            since_best += 1
-        stopped_early = bool(cfg.patience and val_auc is not None and since_best >= cfg.patience)
-        finished = stopped_early or epoch + 1 >= cfg.epochs
-
-        rng = _all_gather(info, _rng_state(device))
-        if info.is_main:
-            best_metrics = {"val": val, "epoch": epoch + 1, "val_fakes": val_fakes}
-            if improved:
-                save_checkpoint(best_path, model, epoch=epoch + 1, config=stored_config, metrics=best_metrics, threshold=best_threshold_value, name=out.name)
-            extra = {
-                "history": history,
-                "best_auc": best_auc,
-                "best_epoch": best_epoch,
-                "best_threshold": best_threshold_value,
-                "since_best": since_best,
-                "rng": rng,
-                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-                "world_size": info.world_size,
-                "finished": finished,
-                "stopped_early": stopped_early,
-            }
-            save_checkpoint(
-                last_path, model, optimizer, scheduler, epoch=epoch + 1, config=stored_config,
-                metrics={"val": val, "epoch": epoch + 1, "val_fakes": val_fakes}, threshold=best_threshold_value,
-                extra=extra, name=out.name,
-            )  # fmt: skip
-            write_log(out, history)
-            plot_history(out, history)
-            log.info(
-                "epoch %d/%d: train loss %.4f acc %.3f (%.1f img/s) | val loss %s AUC %s EER %s%s",
-                epoch + 1, cfg.epochs, train_loss, train_acc, entry["train_images_per_s"],
-                _fmt(entry["val_loss"]), _fmt(val_auc), _fmt(entry["val_eer"]), "  *best*" if improved and val_set is not None else "",
-            )  # fmt: skip
-        _barrier(info)
-        epochs_this_run += 1
-        if stopped_early:
-            if info.is_main:
-                log.info("early stopping: no better val AUC for %d epochs (best %s at epoch %s)", since_best, _fmt(best_auc), best_epoch)
-            break
-        if cfg.stop_after and epochs_this_run >= cfg.stop_after and not finished:
-            if info.is_main:
-                log.info("stopping after %d epoch(s) as asked; continue with --resume", epochs_this_run)
-            break
-
-    completed = history[-1]["epoch"] if history else start_epoch
-    return TrainResult(
-        out=str(out),
-        epochs_completed=completed,
-        best_epoch=best_epoch,
-        best_val_auc=best_auc,
-        threshold=best_threshold_value,
-        stopped_early=stopped_early,
-        finished=stopped_early or completed >= cfg.epochs,
-        history=history,
-    )
+            save_checkpoint(run.out / "best.pt", run.model, epoch=epoch + 1, config=run.stored_config, metrics=metrics,
+                            threshold=standing.best_threshold, name=run.out.name)  # fmt: skip
+        extra = {
+            "history": standing.history,
+            "best_auc": standing.best_auc,
+            "best_epoch": standing.best_epoch,
+            "best_threshold": standing.best_threshold,
+            "since_best": standing.since_best,
+            "rng": rng,
+            "scaler": run.scaler.state_dict() if run.scaler.is_enabled() else {},
+            "world_size": info.world_size,
+            "finished": finished,
+            "stopped_early": stopped_early,
+        }
+        save_checkpoint(
+            run.out / "last.pt", run.model, run.optimizer, run.scheduler, epoch=epoch + 1, config=run.stored_config,
+            metrics=metrics, threshold=standing.best_threshold, extra=extra, name=run.out.name,
+        )  # fmt: skip
+        write_log(run.out, standing.history)
+        plot_history(run.out, standing.history)
+        entry = standing.history[-1]
+        log.info(
+            "epoch %d/%d: train loss %.4f acc %.3f (%.1f img/s) | val loss %s AUC %s EER %s%s",
+            epoch + 1, run.cfg.epochs, entry["train_loss"], entry["train_acc"], entry["train_images_per_s"],
+            _fmt(entry["val_loss"]), _fmt(entry["val_auc"]), _fmt(entry["val_eer"]), "  *best*" if improved and run.val_set is not None else "",
+        )  # fmt: skip
+    _barrier(info)
 
 
 def _fmt(value) -> str:
@@ -733,7 +727,7 @@ def _validate_config(cfg: TrainConfig) -> None:
         problems.append("freeze-backbone-epochs and patience must be >= 0")
     if not 0.0 <= cfg.sbi_share <= 1.0:
         problems.append("sbi-share must be in [0, 1]")
-    if cfg.threshold_criterion not in ("balanced_accuracy", "f1"):
-        problems.append("threshold criterion must be balanced_accuracy or f1")
+    if cfg.threshold_criterion not in THRESHOLD_CRITERIA:
+        problems.append(f"threshold criterion must be one of {THRESHOLD_CRITERIA}")
     if problems:
         raise TrainingError("; ".join(problems))
