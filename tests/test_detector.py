@@ -177,9 +177,28 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
         verify_sha256(copy, expected)
 
 
-def test_predict_refuses_zero_frames_with_a_clear_error(examples, capsys):
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--frames", "0", "frames must be a whole number of at least 1, got 0"),
+     ("--threshold", "1.5", "threshold must be in [0, 1], got 1.5"),
+     ("--threshold", "nan", "threshold must be in [0, 1]"),
+     ("--device", "gpu7", "device must be auto, cpu, cuda or cuda:N")],
+)  # fmt: skip
+def test_predict_refuses_bad_options_with_one_clear_error(examples, capsys, option, value, message):
+    """The CLI and the library check each option once, the same way: a FakelensError, no traceback."""
     from fakelens.cli import main
 
-    assert main(["predict", str(examples / "real_dfdc_aayrffkzxn.mp4"), "--frames", "0"]) == 1
+    assert main(["predict", str(examples / "real_dfdc_aayrffkzxn.mp4"), option, value]) == 1
     err = capsys.readouterr().err
-    assert "--frames must be at least 1" in err and "Traceback" not in err
+    assert message in err and "Traceback" not in err
+
+
+def test_the_library_raises_the_same_errors(detector, examples):
+    from fakelens.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="frames must be"):
+        detector.predict(examples / "real_ffpp_ex_original.png", num_frames=0)
+    with pytest.raises(InvalidArgument, match=r"threshold must be in \[0, 1\]"):
+        detector.predict(examples / "real_ffpp_ex_original.png", threshold=-0.1)
+    with pytest.raises(InvalidArgument, match="aggregate must be one of mean, confident"):
+        detector.predict(examples / "real_ffpp_ex_original.png", aggregate="max")

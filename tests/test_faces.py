@@ -112,6 +112,22 @@ def test_faces_command_writes_crops_and_json(tmp_path, examples):
         assert set(row) >= {"frame_index", "timestamp", "track", "box", "prob", "landmarks", "crop"}
         assert (folder / row["crop"]).is_file()
     assert not list(folder.glob("*.tmp"))
+    assert report["tracks"] and all(set(t) == {"track", "faces", "principal"} for t in report["tracks"])
+
+
+def test_faces_command_shows_the_faces_predict_scores(tmp_path, examples):
+    """Same defaults as `predict`: every scored face (frame, track, box) has its crop, and no other face does."""
+    from fakelens.cli import main
+    from fakelens.detector import Detector
+
+    video = examples / "fake_ffpp_NeuralTextures_004_982.mp4"
+    assert main(["faces", str(video), "--out", str(tmp_path), "--frames", "6"]) == 0
+    report = json.loads((tmp_path / video.stem / "detections.json").read_text())
+    prediction = Detector.default(num_frames=6).predict(video)
+    shown = [(d["frame_index"], d["track"], [round(v) for v in d["box"]]) for d in report["detections"]]
+    scored = [(f.frame_index, f.track, [round(v) for v in f.box]) for f in prediction.faces]
+    assert shown == scored and len(scored) >= 5
+    assert {t["track"] for t in report["tracks"] if t["principal"]} == {t.track for t in prediction.tracks if t.principal}
 
 
 def test_faces_command_reports_bad_input(tmp_path):

@@ -184,10 +184,38 @@ def test_empty_file(tmp_path):
         load_frames(tmp_path / "empty.mp4")
 
 
-def test_unsupported_suffix(tmp_path):
-    (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(MediaError, match="unsupported file type"):
+def test_a_file_that_is_neither_image_nor_video_is_refused_by_content(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n" * 100)
+    with pytest.raises(MediaError, match="not an image or video"):
         media_kind(tmp_path / "notes.txt")
+    with pytest.raises(MediaError, match="file not found"):
+        media_kind(tmp_path / "missing.mp4")
+
+
+def test_the_content_decides_the_kind_whatever_the_name(tmp_path, examples):
+    """An MP4 without an extension or named .png is a video; a PNG named .mp4 is an image."""
+    video = next(examples.glob("*.mp4"))
+    image = examples / "real_ffpp_ex_original.png"
+    for name, source, kind in (("clip", video, "video"), ("clip.png", video, "video"), ("still.mp4", image, "image"), ("still", image, "image")):
+        target = tmp_path / name
+        target.write_bytes(source.read_bytes())
+        assert media_kind(target) == kind, name
+    frames = load_frames(tmp_path / "clip", num_frames=4)
+    assert len(frames) == 4 and frames[0].image.shape == read_video(video, num_frames=4)[0].image.shape
+    assert np.array_equal(load_frames(tmp_path / "still.mp4")[0].image, read_image(image))
+
+
+def test_an_animated_gif_is_a_video(tmp_path, examples):
+    from PIL import Image
+
+    video = next(examples.glob("*.mp4"))
+    frames = [Image.fromarray(f.image).resize((320, 180)) for f in read_video(video, num_frames=6)]
+    gif = tmp_path / "clip.gif"
+    frames[0].save(gif, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    assert media_kind(gif) == "video"
+    decoded = load_frames(gif, num_frames=3)
+    assert len(decoded) == 3 and decoded[0].image.shape == (180, 320, 3)
+    assert [f.index for f in decoded] == sample_indices(6, 3)
 
 
 @pytest.mark.parametrize("name", ["text.mp4", "text.png", "text.webm"])

@@ -39,6 +39,10 @@ KEEP_MODES = ("largest", "all")
 DEFAULT_KEEP = "all"
 DEFAULT_DETECTION_SIZE = 640
 DEFAULT_MIN_FACE_SIZE = 60
+#: Detections below this MTCNN probability are not scored (patterned textures pass lower thresholds).
+DEFAULT_MIN_FACE_PROB = 0.9
+#: A track decides the verdict when it holds at least this share of the longest track's faces.
+DEFAULT_MIN_TRACK_SHARE = 0.5
 #: Frames sampled per video by default.
 DEFAULT_FRAMES = 32
 

@@ -21,8 +21,21 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from fakelens.errors import CheckpointError
-from fakelens.faces import FaceCrop, FaceExtractor
+from fakelens.constants import (
+    AGGREGATIONS,
+    DEFAULT_DETECTION_SIZE,
+    DEFAULT_FRAMES,
+    DEFAULT_KEEP,
+    DEFAULT_MIN_FACE_PROB,
+    DEFAULT_MIN_FACE_SIZE,
+    DEFAULT_MIN_TRACK_SHARE,
+    KEEP_MODES,
+    VERDICTS,
+    check_threshold,
+)
+from fakelens.device import resolve_device
+from fakelens.errors import CheckpointError, InvalidArgument
+from fakelens.faces import FaceCrop, FaceExtractor, principal_tracks
 from fakelens.media import Frame, frames_from_array, load_frames, media_kind
 
 log = logging.getLogger(__name__)
@@ -30,13 +43,8 @@ log = logging.getLogger(__name__)
 #: The bundled default model, and its record (sha256 checked on every load, training summary).
 DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.pt"
 DEFAULT_MODEL_RECORD = DEFAULT_MODEL.with_suffix(".json")
-#: Detection settings for speed on a CPU: the cascade runs on frames downscaled to 640 px (longest
-#: side) and skips faces under 60 px, which carry too little detail for a 224 px classifier anyway.
-#: On a 12 s 720p clip this takes face finding from 1.37 s (40 px) to 0.82 s (benchmarks/pipeline_speed.py).
-DEFAULT_DETECTION_SIZE = 640
-DEFAULT_MIN_FACE_SIZE = 60
-
-LABELS = ("REAL", "FAKE", "NO_FACE")
+#: Verdicts (kept under this name for callers of fakelens.detector).
+LABELS = VERDICTS
 ProgressCallback = Callable[[str, float], None]
 
 
@@ -159,6 +167,12 @@ def aggregate_scores(scores: Sequence[float], method: str = "mean") -> float:
     return float(STRATEGIES[method](np.asarray(scores, dtype=np.float64)))
 
 
+def _check_frames(num_frames) -> int:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, (int, np.integer)) or num_frames < 1:
+        raise InvalidArgument(f"frames must be a whole number of at least 1, got {num_frames!r}")
+    return int(num_frames)
+
+
 def confidence_of(score: float, threshold: float) -> float:
     """0 on the threshold, 1 at the far end (0 or 1) of the side the score is on."""
     span = threshold if score < threshold else 1.0 - threshold
@@ -189,12 +203,12 @@ class Detector:
         self,
         model,
         info: dict | None = None,
-        num_frames: int = 32,
+        num_frames: int = DEFAULT_FRAMES,
         threshold: float | None = None,
         aggregate: str = "mean",
-        keep: str = "all",
-        min_track_share: float = 0.5,
-        min_face_prob: float = 0.9,
+        keep: str = DEFAULT_KEEP,
+        min_track_share: float = DEFAULT_MIN_TRACK_SHARE,
+        min_face_prob: float = DEFAULT_MIN_FACE_PROB,
         detection_size: int | None = DEFAULT_DETECTION_SIZE,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         backend: str = "auto",
@@ -203,13 +217,17 @@ class Detector:
         from fakelens.backends import make_backend
         from fakelens.mtcnn import MTCNN
 
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if aggregate not in AGGREGATIONS:
+            raise InvalidArgument(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
+        if keep not in KEEP_MODES:
+            raise InvalidArgument(f"keep must be one of {', '.join(KEEP_MODES)}, got {keep!r}")
+        self.device = resolve_device(device)
         self.model = model.eval()
         self.info = dict(info or {})
         self.name = self.info.get("name", "custom")
-        self.threshold = float(self.info.get("threshold", 0.5) if threshold is None else threshold)
+        self.threshold = check_threshold(self.info.get("threshold", 0.5) if threshold is None else threshold)
         self.aggregate = aggregate
-        self.num_frames = num_frames
+        self.num_frames = _check_frames(num_frames)
         self.min_track_share = min_track_share
         self.min_face_prob = min_face_prob
         self.faces = FaceExtractor(
@@ -258,8 +276,11 @@ class Detector:
         Raises :class:`fakelens.errors.MediaError` for unreadable input.
         """
         report = progress or (lambda stage, fraction: None)
-        threshold = self.threshold if threshold is None else float(threshold)
+        threshold = self.threshold if threshold is None else check_threshold(threshold)
         aggregate = aggregate or self.aggregate
+        if aggregate not in AGGREGATIONS:
+            raise InvalidArgument(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
+        num_frames = self.num_frames if num_frames is None else _check_frames(num_frames)
         timings: dict[str, float] = {}
 
         start = time.perf_counter()
@@ -268,7 +289,7 @@ class Detector:
             frames, kind, name = frames_from_array(source), "image", "<array>"
         else:
             kind, name = media_kind(source), str(source)
-            frames = load_frames(source, num_frames=num_frames or self.num_frames)
+            frames = load_frames(source, num_frames=num_frames)
         timings["decode"] = time.perf_counter() - start
 
         crops = self._find_faces(frames, report, timings)
@@ -328,9 +349,9 @@ class Detector:
         for track in sorted({f.track for f in faces}):
             track_scores = [f.score for f in faces if f.track == track]
             tracks.append(TrackScore(track, aggregate_scores(track_scores, aggregate), len(track_scores)))
-        longest = max((t.faces for t in tracks), default=0)
+        principal = principal_tracks([f.track for f in faces], self.min_track_share)
         for t in tracks:
-            t.principal = t.faces >= self.min_track_share * longest
+            t.principal = t.track in principal
         worst = max((t for t in tracks if t.principal), key=lambda t: t.score, default=None)
         if worst is None:
             label, score, confidence = "NO_FACE", None, None

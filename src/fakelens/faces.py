@@ -344,6 +344,16 @@ class FaceExtractor:
         return self.extract_frames(frames, progress=progress)
 
 
+def principal_tracks(tracks: Sequence[int], min_share: float) -> set[int]:
+    """The tracks (one id per face) holding at least ``min_share`` of the longest track's faces: the ones a
+    verdict rests on, so that a face glimpsed in a few frames (a poster, a passer-by) cannot overturn it."""
+    sizes: dict[int, int] = {}
+    for track in tracks:
+        sizes[track] = sizes.get(track, 0) + 1
+    longest = max(sizes.values(), default=0)
+    return {t for t, n in sizes.items() if n >= min_share * longest}
+
+
 def write_crops(crops: Sequence[FaceCrop], out_dir: str | Path, stem: str, quality: int = 95) -> list[Path]:
     """Write crops as ``<stem>_f<frame>_t<track>.jpg`` under ``out_dir`` atomically; return their paths."""
     from fakelens import atomic

@@ -1,6 +1,8 @@
 """Stage 1: media -> frames.
 
-Reads images (JPEG, PNG, WebP, BMP) and videos (MP4, AVI, MOV, MKV, WebM) into 8-bit RGB frames.
+Reads images (JPEG, PNG, WebP, BMP) and videos (MP4, AVI, MOV, MKV, WebM, and frame sequences such as
+animated GIF) into 8-bit RGB frames. What a file is comes from its content (magic bytes, then a PyAV
+probe), not its name: an MP4 without an extension, or named .png, is still read as a video.
 Videos are sampled at ``num_frames`` indices spread evenly over the whole clip. Short gaps between
 sampled frames are decoded straight through (seeking once per frame in H.264 costs ~10x more),
 long gaps are crossed with one keyframe seek, so an hour-long file costs about as much as a short one.
@@ -20,12 +22,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from fakelens.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fakelens.errors import MediaError
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm"})
 
 #: Largest frame accepted, in pixels: 8K UHD (7680 x 4320).
 MAX_FRAME_PIXELS = 7680 * 4320
@@ -58,15 +58,67 @@ class VideoInfo:
     rotation: int = 0
 
 
-def media_kind(path: str | Path) -> str:
-    """Return ``"image"`` or ``"video"`` from the file suffix; raise :class:`MediaError` otherwise."""
-    suffix = Path(path).suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+#: Leading bytes of the still-image formats Pillow reads here.
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
+#: Leading bytes of containers PyAV reads (GIF is a frame sequence, so a video).
+_VIDEO_MAGIC = (b"\x1a\x45\xdf\xa3", b"GIF87a", b"GIF89a", b"FLV", b"\x00\x00\x01\xba")
+#: FFmpeg demuxers that "find" a video stream in files that are not videos (tty renders any text file).
+_NOT_VIDEO_FORMATS = frozenset({"tty", "ansi", "bin", "xbin", "idf", "adf"})
+#: ISO base media (MP4, MOV, M4V, 3GP) boxes that may open a file, at bytes 4-8.
+_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
+
+
+def suffix_kind(name: str | Path) -> str | None:
+    """``"image"`` or ``"video"`` from a file name's suffix alone; None when the suffix is not a media one."""
+    suffix = Path(name).suffix.lower()
+    return "image" if suffix in IMAGE_SUFFIXES else "video" if suffix in VIDEO_SUFFIXES else None
+
+
+def sniff_kind(head: bytes) -> str | None:
+    """``"image"`` or ``"video"`` from a file's first bytes; None when they match no known format."""
+    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image"
-    if suffix in VIDEO_SUFFIXES:
+    if head.startswith(_VIDEO_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[4:8] in _ISO_BOXES:
         return "video"
-    supported = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-    raise MediaError(path, f"unsupported file type {suffix or '(none)'!r}; supported: {supported}")
+    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:  # MPEG transport stream sync bytes
+        return "video"
+    return None
+
+
+def media_kind(path: str | Path) -> str:
+    """``"image"`` or ``"video"``, from the file's content: its magic bytes, else a PyAV probe for a video
+    stream, else its suffix. Raises :class:`MediaError` for a missing or empty file and for anything that
+    is neither (a text file renamed .mp4 is only found out when it is read: see :func:`read_video`)."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as exc:
+        raise MediaError(path, f"cannot read the file ({exc.strerror or exc})") from None
+    kind = sniff_kind(head)
+    by_name = suffix_kind(path)
+    if kind is None and by_name is None and _has_video_stream(path):
+        kind = "video"
+    if kind is None:
+        kind = by_name
+    if kind is None:
+        supported = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+        raise MediaError(path, f"not an image or video this version reads (its content matches no known format); supported: {supported}")
+    if by_name is not None and by_name != kind:
+        log.info("%s: the content is a%s %s, whatever the suffix says", path, "n" if kind == "image" else "", kind)
+    return kind
+
+
+def _has_video_stream(path: Path) -> bool:
+    """Whether PyAV opens ``path`` and finds a video stream in it (for files whose first bytes say nothing)."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            return bool(container.streams.video) and container.format.name not in _NOT_VIDEO_FORMATS
+    except (av.FFmpegError, OSError, ValueError):
+        return False
 
 
 def _check_file(path: Path) -> None:

@@ -44,6 +44,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from fakelens.errors import CheckpointError, MediaError
+from fakelens.device import resolve_device
 
 #: PyPI distribution that ships the original MTCNN weights.
 WEIGHTS_DISTRIBUTION = "mtcnn"
@@ -601,13 +602,11 @@ class MTCNN:
             raise ValueError(f"scale_factor must be in (0, 1), got {scale_factor}")
         if detection_size is not None and detection_size < PNET_WINDOW:
             raise ValueError(f"detection_size must be at least {PNET_WINDOW} or None, got {detection_size}")
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
         self.min_face_size = min_face_size
         self.thresholds = thresholds
         self.scale_factor = float(scale_factor)
         self.detection_size = detection_size
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.num_threads = num_threads
         # The networks take raw pixels (normalisation folded into conv1), in channels-last memory:
         # oneDNN runs these thin convolutions about twice as fast that way on CPU.

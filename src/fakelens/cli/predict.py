@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from fakelens.constants import AGGREGATIONS, DEFAULT_FRAMES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,9 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image/video files or folders")
     parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the bundled model)")
-    parser.add_argument("--frames", type=int, default=32, help="frames sampled per video (default 32)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames sampled per video (default {DEFAULT_FRAMES})")
     parser.add_argument("--threshold", type=float, default=None, help="P(fake) for a FAKE verdict (default: the model's)")
-    parser.add_argument("--aggregate", choices=["mean", "confident"], default="mean",
+    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=AGGREGATIONS[0],
                         help="how frame scores make a video score (default mean)")
     parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
                         help="classifier engine (default auto: ONNX Runtime on CPU when installed)")
@@ -29,9 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """Files as given; folders walked recursively for supported media, in sorted order."""
-    from fakelens.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
+    """Files as given (their content decides what they are); folders walked recursively for files with a
+    media suffix, in sorted order."""
     supported = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     found: list[Path] = []
     for path in paths:
@@ -46,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.detector import Detector
     from fakelens.errors import FakelensError
 
-    if args.frames < 1:
-        raise FakelensError(f"--frames must be at least 1 (got {args.frames})")
     options = dict(num_frames=args.frames, threshold=args.threshold, aggregate=args.aggregate,
                    backend=args.backend, device=args.device)
     detector = Detector.from_checkpoint(args.checkpoint, **options) if args.checkpoint else Detector.default(**options)
