@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 
 from fakelens import Detector
@@ -51,10 +52,18 @@ def test_no_face(detector, examples, tmp_path):
 
 def test_threshold_and_aggregate_options(detector, examples):
     low = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", threshold=0.0)
-    high = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", threshold=1.0 + 1e-9)
+    high = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", threshold=1.0)
     assert low.label == "FAKE" and high.label == "REAL"
+    mean = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4")
     confident = detector.predict(examples / "real_dfdc_aayrffkzxn.mp4", aggregate="confident")
-    assert confident.aggregate == "confident"
+    from fakelens.detector import aggregate_scores
+
+    # The same face scores, aggregated the other way: each track's score is the named strategy over its faces.
+    assert [f.score for f in confident.faces] == [f.score for f in mean.faces]
+    for prediction, how in ((mean, "mean"), (confident, "confident")):
+        for track in prediction.tracks:
+            faces = [f.score for f in prediction.faces if f.track == track.track]
+            assert track.score == pytest.approx(aggregate_scores(faces, how))
 
 
 def test_bad_input_raises_media_error(detector, tmp_path):
@@ -67,7 +76,11 @@ def test_bad_input_raises_media_error(detector, tmp_path):
 def test_onnx_matches_pytorch(checkpoint, tmp_path, examples):
     model, _ = load_model(checkpoint)
     crops = np.stack([read_image(examples / "real_ffpp_ex_original.png")[100:324, 200:424]] * 3)
+    model.train()  # the export must leave the caller's model as it was
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     path = export_onnx(model, tmp_path / "m.onnx")
+    assert model.training and all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    model.eval()
     np.testing.assert_allclose(OnnxBackend(path)(crops), TorchBackend(model)(crops), atol=1e-4)
 
 

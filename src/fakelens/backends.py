@@ -6,6 +6,7 @@ normalisation and the sigmoid are part of the exported graph: one preprocessing,
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import os
@@ -17,7 +18,8 @@ import torch
 from torch import nn
 
 from fakelens import atomic
-from fakelens.model import IMAGENET_MEAN, IMAGENET_STD, DeepfakeClassifier
+from fakelens.constants import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE
+from fakelens.model import DeepfakeClassifier
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +83,13 @@ class OnnxBackend:
 
 
 def export_onnx(classifier: DeepfakeClassifier, path: str | Path, opset: int = 17) -> Path:
-    """Write the classifier (with normalisation and sigmoid) as ONNX with a dynamic batch, atomically."""
+    """Write the classifier (with normalisation and sigmoid) as ONNX with a dynamic batch, atomically.
+
+    The caller's model is left as it was (device, train/eval mode): a CPU copy is exported."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = ProbabilityModel(classifier.cpu()).eval()
-    example = torch.zeros(2, 224, 224, 3, dtype=torch.uint8)
+    module = ProbabilityModel(copy.deepcopy(classifier).cpu()).eval()
+    example = torch.zeros(2, INPUT_SIZE, INPUT_SIZE, 3, dtype=torch.uint8)
     with atomic.atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(

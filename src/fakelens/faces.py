@@ -311,7 +311,7 @@ class FaceExtractor:
         faces_per_frame = self.detect(frames, progress=progress)
         if self.keep == "largest":
             faces_per_frame = [
-                [max(faces, key=lambda f: ((f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), f.prob))] if faces else []
+                [largest_face(faces)] if faces else []
                 for faces in faces_per_frame
             ]
             tracks = [[0] * len(faces) for faces in faces_per_frame]
@@ -342,6 +342,11 @@ class FaceExtractor:
         """Face crops of an image or of ``num_frames`` frames sampled from a video ([] when no face)."""
         frames = load_frames(path, num_frames=self.num_frames)
         return self.extract_frames(frames, progress=progress)
+
+
+def largest_face(faces: Sequence["Face"]) -> "Face":
+    """The face with the largest box (ties: the most probable): the subject of a dataset crop or a portrait."""
+    return max(faces, key=lambda f: (f.area, f.prob))
 
 
 def principal_tracks(tracks: Sequence[int], min_share: float) -> set[int]:

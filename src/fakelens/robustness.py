@@ -69,7 +69,7 @@ def h264_roundtrip(crops: Sequence[np.ndarray], crf: int, fps: int = 10) -> list
 def tight_crops(crops: Sequence[np.ndarray], detector, margin: float = 0.3) -> list[np.ndarray | None]:
     """The face box of each crop (its central ``1 / (1 + margin)``) as a frame, re-detected and re-cropped
     as ``predict`` would; None where no face is found there."""
-    from fakelens.faces import crop_face, detect_faces
+    from fakelens.faces import crop_face, detect_faces, largest_face
 
     out: list[np.ndarray | None] = []
     for crop in crops:
@@ -81,8 +81,7 @@ def tight_crops(crops: Sequence[np.ndarray], detector, margin: float = 0.3) -> l
         if not faces:
             out.append(None)
             continue
-        largest = max(faces, key=lambda f: f.area)
-        out.append(crop_face(frame, largest, size=size, margin=margin)[0])
+        out.append(crop_face(frame, largest_face(faces), size=size, margin=margin)[0])
     return out
 
 
