@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from fakelens.constants import CAM_METHODS, DEFAULT_CAM_METHOD
 from fakelens.explain import (
     EigenCAMExplainer,
     Explainer,
@@ -19,14 +20,17 @@ from fakelens.explain import (
     GradCAMExplainer,
     GradCAMPlusPlusExplainer,
     ScoreCAMExplainer,
+    available_methods,
     build_gallery,
     colorize,
     evaluate_faithfulness,
+    get_explainer,
     overlay,
     overlay_on_frame,
     random_maps,
     randomization_sanity,
     randomized_model,
+    register,
     render_explanation,
     road_scores,
     save_png,
@@ -119,7 +123,7 @@ def trained(shared_data):
 # --------------------------------------------------------------------------- heatmaps
 
 
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "eigencam", "scorecam"])
+@pytest.mark.parametrize("method", list(CAM_METHODS))
 def test_heatmaps_shape_range_and_scores(model, crops, method):
     kwargs = {"max_channels": 8} if method == "scorecam" else {}
     explanation = Explainer(model, method=method, **kwargs).explanation(crops, target="fake")
@@ -155,6 +159,31 @@ def test_constructor_dispatch_and_errors(model, crops):
         explainer.explain([])
     with pytest.raises(ExplainError, match="unknown target"):
         explainer.explain(crops, target="both")
+
+
+def test_registry_holds_exactly_the_cam_methods(model):
+    """Method names come from fakelens.constants alone: the registry, the CLI and the defaults agree."""
+    from fakelens.cli.explain import METHOD_CHOICES
+
+    assert available_methods() == Explainer.methods() == list(CAM_METHODS) == METHOD_CHOICES
+    assert available_methods()[0] == DEFAULT_CAM_METHOD and type(Explainer(model)) is get_explainer(DEFAULT_CAM_METHOD)
+    for name, label in CAM_METHODS.items():
+        assert get_explainer(name).method == name
+        assert Explainer.resolve_method(label) == name  # display labels are accepted spellings
+    assert get_explainer("Grad_CAM++") is GradCAMPlusPlusExplainer
+    with pytest.raises(ExplainError, match="CAM_METHODS"):
+
+        @register
+        class LimeExplainer(Explainer):
+            method = "lime"
+
+    with pytest.raises(ExplainError, match="already registered"):
+
+        @register
+        class OtherGradCAM(GradCAMExplainer):
+            pass
+
+    assert get_explainer("gradcam") is GradCAMExplainer and available_methods() == list(CAM_METHODS)
 
 
 def test_gradcam_matches_a_hand_computation(model, crops):
@@ -200,7 +229,7 @@ def test_model_is_left_unchanged(model, crops):
     existing = torch.ones_like(model.head[2].weight)
     model.head[2].weight.grad = existing
     try:
-        for method in ("gradcam", "gradcam++", "eigencam"):
+        for method in (m for m in CAM_METHODS if m != "scorecam"):  # all but the slow one
             Explainer(model, method=method).explain(crops[:2])
         with torch.inference_mode():  # as a UI's predict loop may call it
             Explainer(model).explain(crops[:1])
@@ -356,6 +385,32 @@ def test_fast_road_imputation_equals_pytorch_grad_cam(model, crops):
     # road_scores seeds the imputation noise with seed*1000 + percentile_index*100 + start = 0, as above.
     ours = road_scores(model, crops[:1], maps, ["fake"], percentiles=[80], seed=0, break_ties=False)
     np.testing.assert_allclose(ours["morf"], expected, rtol=1e-6, atol=1e-6)
+
+
+def test_road_progress_bar_counts_the_real_steps(model, crops, monkeypatch):
+    """The ROAD bar's total is the number of updates it gets, whatever the percentiles and crops."""
+    import tqdm
+
+    from fakelens.explain import road_steps
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total=None, **kwargs):
+            self.total, self.n = total, 0
+            bars.append(self)
+
+        def update(self, steps=1):
+            self.n += steps
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    evaluate_faithfulness(model, crops[:2], methods=["eigencam"], percentiles=[80], progress=True)
+    (bar,) = bars
+    assert bar.total == bar.n == 2 * road_steps(2, [80])  # eigencam and random, one percentile, one batch
+    assert road_steps(65, [20, 40, 60], batch_size=32) == 9
 
 
 @pytest.mark.slow

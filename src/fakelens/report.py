@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import cv2
 import numpy as np
 
+from fakelens.constants import DEFAULT_CAM_METHOD
+
 if TYPE_CHECKING:
     from fakelens.detector import Detector, FaceScore, Prediction
 
@@ -297,7 +299,7 @@ def analyse(
     num_frames: int | None = None,
     threshold: float | None = None,
     aggregate: str | None = None,
-    method: str | None = "gradcam",
+    method: str | None = DEFAULT_CAM_METHOD,
     top_k: int = DEFAULT_TOP_K,
     sheet_frames: int = DEFAULT_SHEET_FRAMES,
     progress: ProgressCallback | None = None,

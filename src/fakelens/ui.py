@@ -29,6 +29,7 @@ if __name__ == "__main__":
 
 import streamlit as st
 
+from fakelens.constants import CAM_METHODS, DEFAULT_CAM_METHOD
 from fakelens.errors import FakelensError, MediaError
 from fakelens.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, media_kind
 
@@ -49,8 +50,9 @@ MODEL_CARD = Path(__file__).parent / "MODEL_CARD.md"
 NO_EXAMPLES_TEXT = ("No example media are installed here: the examples ship with the source repository, not with "
                     "the package. Upload a video or an image above, or set FAKELENS_EXAMPLES to a folder of "
                     "example media and restart the app.")
-METHOD_LABELS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "scorecam": "Score-CAM (slow, gradient-free)",
-                 "eigencam": "Eigen-CAM (class-agnostic)"}
+#: The method picker's labels: each method's display name (fakelens.constants.CAM_METHODS), two with a note.
+METHOD_NOTES = {"scorecam": " (slow, gradient-free)", "eigencam": " (class-agnostic)"}
+METHOD_LABELS = {name: label + METHOD_NOTES.get(name, "") for name, label in CAM_METHODS.items()}
 STAGE_TEXT = {
     "reading frames": "Reading frames…",
     "finding faces": "Finding faces…",
@@ -205,7 +207,7 @@ def sidebar(detector) -> dict:
     )
     methods = Explainer.methods()
     method = st.sidebar.selectbox(
-        "Explanation method", methods, index=methods.index("gradcam") if "gradcam" in methods else 0,
+        "Explanation method", methods, index=methods.index(DEFAULT_CAM_METHOD) if DEFAULT_CAM_METHOD in methods else 0,
         format_func=lambda m: METHOD_LABELS.get(m, m), key="method",
         help="Which class-activation map colours the regions behind the score. Switching recomputes the maps only.",
     )

@@ -18,9 +18,12 @@ import logging
 import sys
 from pathlib import Path
 
+from fakelens.constants import CAM_METHODS, CAM_TARGETS, DEFAULT_CAM_METHOD
+
 log = logging.getLogger(__name__)
 
-METHOD_CHOICES = ["gradcam", "gradcam++", "scorecam", "eigencam"]
+#: ``--method`` choices: the registry names of :data:`fakelens.constants.CAM_METHODS` (torch-free).
+METHOD_CHOICES = list(CAM_METHODS)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,10 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="image or video to explain")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (required with INPUT and --gallery; with --evaluate, where to write JSON)")
-    parser.add_argument("--method", default="gradcam", choices=METHOD_CHOICES,
-                        help="explanation method (default gradcam; scorecam is gradient-free and costs ~65 forward passes per face; "
+    parser.add_argument("--method", default=DEFAULT_CAM_METHOD, choices=METHOD_CHOICES,
+                        help=f"explanation method (default {DEFAULT_CAM_METHOD}; scorecam is gradient-free and costs ~65 forward passes per face; "
                         "eigencam is cheap but ignores the class)")
-    parser.add_argument("--target", default="predicted", choices=["predicted", "fake", "real"],
+    parser.add_argument("--target", default="predicted", choices=list(CAM_TARGETS),
                         help="what to explain: the predicted class (default), FAKE or REAL")
     parser.add_argument("--frames", type=int, default=32, help="frames sampled from a video (default 32)")
     parser.add_argument("--top", type=int, default=None, metavar="K",
