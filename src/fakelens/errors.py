@@ -28,3 +28,7 @@ class CheckpointError(FakelensError):
 
 class InvalidArgument(FakelensError, ValueError):
     """An option or parameter a user gave is out of range or of the wrong kind; the message names it."""
+
+
+class UnsupportedMedia(MediaError):
+    """The file is neither an image nor a video this version reads (as opposed to a damaged one)."""

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from fakelens.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from fakelens.errors import MediaError
+from fakelens.errors import MediaError, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def media_kind(path: str | Path) -> str:
         kind = by_name
     if kind is None:
         supported = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-        raise MediaError(path, f"not an image or video this version reads (its content matches no known format); supported: {supported}")
+        raise UnsupportedMedia(path, f"not an image or video this version reads (its content matches no known format); supported: {supported}")
     if by_name is not None and by_name != kind:
         log.info("%s: the content is a%s %s, whatever the suffix says", path, "n" if kind == "image" else "", kind)
     return kind
