@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakelens.errors import FakelensError, MediaError
+from fakelens.errors import FakelensError, MediaError, UnsupportedMedia
 from fakelens.media import (
     frames_from_array,
     load_frames,
@@ -190,6 +190,10 @@ def test_a_file_that_is_neither_image_nor_video_is_refused_by_content(tmp_path):
         media_kind(tmp_path / "notes.txt")
     with pytest.raises(MediaError, match="file not found"):
         media_kind(tmp_path / "missing.mp4")
+    for name in ("notes.mp4", "notes.png", "notes"):  # a renamed text file is no media, whatever its name
+        (tmp_path / name).write_text("hello\n" * 100)
+        with pytest.raises(UnsupportedMedia):
+            media_kind(tmp_path / name)
 
 
 def test_the_content_decides_the_kind_whatever_the_name(tmp_path, examples):

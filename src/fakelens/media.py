@@ -87,8 +87,8 @@ def sniff_kind(head: bytes) -> str | None:
 
 def media_kind(path: str | Path) -> str:
     """``"image"`` or ``"video"``, from the file's content: its magic bytes, else a PyAV probe for a video
-    stream, else its suffix. Raises :class:`MediaError` for a missing or empty file and for anything that
-    is neither (a text file renamed .mp4 is only found out when it is read: see :func:`read_video`)."""
+    stream, else Pillow's identification; the suffix plays no part. Raises :class:`MediaError` for a missing
+    or empty file and :class:`UnsupportedMedia` for content that is neither (a text file renamed .mp4)."""
     path = Path(path)
     _check_file(path)
     try:
@@ -97,17 +97,26 @@ def media_kind(path: str | Path) -> str:
     except OSError as exc:
         raise MediaError(path, f"cannot read the file ({exc.strerror or exc})") from None
     kind = sniff_kind(head)
-    by_name = suffix_kind(path)
-    if kind is None and by_name is None and _has_video_stream(path):
-        kind = "video"
-    if kind is None:
-        kind = by_name
+    if kind is None:  # no known magic: ask the decoders themselves
+        kind = "video" if _has_video_stream(path) else "image" if _is_image(path) else None
     if kind is None:
         supported = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
-        raise UnsupportedMedia(path, f"not an image or video this version reads (its content matches no known format); supported: {supported}")
+        raise UnsupportedMedia(path, f"not an image or video (its content matches no format this version reads); supported: {supported}")
+    by_name = suffix_kind(path)
     if by_name is not None and by_name != kind:
         log.info("%s: the content is a%s %s, whatever the suffix says", path, "n" if kind == "image" else "", kind)
     return kind
+
+
+def _is_image(path: Path) -> bool:
+    """Whether Pillow identifies ``path`` as an image (header only, nothing decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path):
+                return True
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for non-images
+        return False
 
 
 def _has_video_stream(path: Path) -> bool:
