@@ -62,8 +62,9 @@ class VideoInfo:
 _IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM")
 #: Leading bytes of containers PyAV reads (GIF is a frame sequence, so a video).
 _VIDEO_MAGIC = (b"\x1a\x45\xdf\xa3", b"GIF87a", b"GIF89a", b"FLV", b"\x00\x00\x01\xba")
-#: FFmpeg demuxers that "find" a video stream in files that are not videos (tty renders any text file).
-_NOT_VIDEO_FORMATS = frozenset({"tty", "ansi", "bin", "xbin", "idf", "adf"})
+#: FFmpeg demuxers that "find" a video stream in files that are not videos: tty renders any text file, and
+#: image2 opens any file named like an image (real images are recognised by their magic bytes first).
+_NOT_VIDEO_FORMATS = frozenset({"tty", "ansi", "bin", "xbin", "idf", "adf", "image2"})
 #: ISO base media (MP4, MOV, M4V, 3GP) boxes that may open a file, at bytes 4-8.
 _ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip")
 
@@ -125,7 +126,8 @@ def _has_video_stream(path: Path) -> bool:
 
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
-            return bool(container.streams.video) and container.format.name not in _NOT_VIDEO_FORMATS
+            name = container.format.name
+            return bool(container.streams.video) and name not in _NOT_VIDEO_FORMATS and not name.endswith("_pipe")
     except (av.FFmpegError, OSError, ValueError):
         return False
 
