@@ -29,18 +29,16 @@ if __name__ == "__main__":
 
 import streamlit as st
 
-from fakelens.constants import CAM_METHODS, DEFAULT_CAM_METHOD
+from fakelens.constants import CAM_METHODS, DEFAULT_CAM_METHOD, DEFAULT_FRAMES, DEFAULT_MAX_UPLOAD_MB
 from fakelens.errors import FakelensError, MediaError
-from fakelens.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, media_kind
+from fakelens.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, suffix_kind
 
 log = logging.getLogger(__name__)
 
-#: Upload types offered by the file picker (the reader accepts a few more, e.g. bmp and m4v).
-UPLOAD_TYPES = ("mp4", "avi", "mov", "mkv", "webm", "jpg", "jpeg", "png", "webp")
-#: Largest upload in MB when Streamlit's ``server.maxUploadSize`` is not set lower.
-DEFAULT_MAX_UPLOAD_MB = 200
-#: Frames sampled per video by default: the detector's own default, which its threshold was chosen with.
-DEFAULT_FRAMES = 32
+#: What the uploader offers: the suffixes fakelens.media reads (the content decides what a file is once uploaded).
+VIDEO_UPLOAD_TYPES = tuple(sorted(s.lstrip(".") for s in VIDEO_SUFFIXES))
+IMAGE_UPLOAD_TYPES = tuple(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+UPLOAD_TYPES = VIDEO_UPLOAD_TYPES + IMAGE_UPLOAD_TYPES
 #: Faces shown per track in the thumbnails.
 THUMBNAILS_PER_TRACK = 8
 #: Analyses kept per browser session (each holds crops and a few full frames).
@@ -116,7 +114,8 @@ def analyse_bytes(detector, lock, data: bytes, filename: str, settings: dict, pr
     if len(data) > limit * 1024 * 1024:
         raise MediaError(filename, f"the file is {len(data) / 1024 / 1024:.0f} MB, above the {limit} MB limit")
     suffix = Path(filename).suffix.lower()
-    media_kind(filename)  # refuses unsupported types before anything is written
+    if suffix_kind(filename) is None:  # refused before anything is written
+        raise MediaError(filename, f"unsupported file type {suffix or '(none)'!r}; upload one of: {', '.join(UPLOAD_TYPES)}")
     handle = tempfile.NamedTemporaryFile(prefix="fakelens-upload-", suffix=suffix, delete=False)
     try:
         with handle:
@@ -251,7 +250,7 @@ def choose_input(limit_mb: int):
     left, right = st.columns([3, 2]) if folder else (st.container(), None)
     with left:
         uploaded = st.file_uploader(
-            f"Upload a video ({', '.join(UPLOAD_TYPES[:5])}) or an image ({', '.join(UPLOAD_TYPES[5:])}), up to {limit_mb} MB",
+            f"Upload a video ({', '.join(VIDEO_UPLOAD_TYPES)}) or an image ({', '.join(IMAGE_UPLOAD_TYPES)}), up to {limit_mb} MB",
             type=list(UPLOAD_TYPES), key="upload", on_change=on_upload,
         )
         if folder is None:

@@ -9,8 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-#: Largest upload in MB (Streamlit's ``server.maxUploadSize``; the app also checks it).
-DEFAULT_MAX_UPLOAD_MB = 200
+from fakelens.constants import DEFAULT_MAX_UPLOAD_MB  # Streamlit's ``server.maxUploadSize``; the app also checks it
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
