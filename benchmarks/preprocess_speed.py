@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 
-from fakelens.datasets import VideoRecord
+from fakelens.data import VideoRecord
 from fakelens.media import VIDEO_SUFFIXES, probe_video
 from fakelens.preprocess import PreprocessConfig, preprocess
 from fakelens.sysinfo import describe_machine

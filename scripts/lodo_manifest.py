@@ -24,8 +24,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="manifest to write")
     args = parser.parse_args(argv)
 
-    from fakelens.data import MANIFEST_COLUMNS, write_manifest
-    from fakelens.datasets import assign_splits
+    from fakelens.data import MANIFEST_COLUMNS, assign_splits, write_manifest
 
     def rows_of(path: Path) -> list[dict]:
         with open(path, newline="") as fh:

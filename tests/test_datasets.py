@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fakelens.datasets import (
+from fakelens.data import (
     DatasetError,
     assign_splits,
     balance,
@@ -264,6 +264,18 @@ def test_ffpp_options_and_errors(small_ffpp, tmp_path):
     (splits / "val.json").write_text("{not json")
     with pytest.raises(DatasetError, match="val.json"):
         read_ffpp(small_ffpp, splits=splits)
+
+
+def test_shipped_ffpp_split_is_package_data():
+    """The official lists ship as fakelens/data/ffpp_splits.json (pyproject's package-data), in the format
+    of FaceForensics' own train/val/test.json: a split with no folder needs no download."""
+    from importlib import resources
+
+    shipped = json.loads(resources.files("fakelens.data").joinpath("ffpp_splits.json").read_text())
+    assert {k: len(v) for k, v in shipped.items()} == {"train": 360, "val": 70, "test": 70}
+    assert load_ffpp_splits() == {k: [tuple(pair) for pair in v] for k, v in shipped.items()}
+    ids = [i for pairs in shipped.values() for pair in pairs for i in pair]
+    assert len(ids) == len(set(ids)) == 1000 and all(len(i) == 3 and i.isdigit() for i in ids)
 
 
 def test_embedded_ffpp_split_is_the_official_one(shared_data):

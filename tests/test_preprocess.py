@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from fakelens.cli import main
-from fakelens.datasets import read_celebdf
-from fakelens.preprocess import PreprocessConfig, parse_shard, part_path, preprocess, read_manifest
+from fakelens.data import read_celebdf, read_manifest
+from fakelens.preprocess import PreprocessConfig, parse_shard, part_path, preprocess
 from fakelens.errors import FakelensError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -260,7 +260,10 @@ def test_folder_dataset_with_an_image_and_a_corrupt_part(tmp_path, capsys):
     assert check_consistent(out) == rows
     # Each row of the manifest reads back with numbers and landmarks parsed.
     parsed = read_manifest(out / "manifest.csv")
-    assert parsed[0]["landmarks"] and Path(parsed[0]["crop_path"]).is_file()
+    assert len(parsed) == len(rows) and parsed[0].crop_path.is_absolute() and parsed[0].crop_path.is_file()
+    first = next(p for p in parsed if p.video == "real/still.png")
+    assert first.frame_index == 0 and first.track == 0 and 0 < first.prob <= 1 and len(first.box) == 4
+    assert np.asarray(first.landmarks).shape == (5, 2) and np.asarray(first.crop_landmarks).shape == (5, 2)
 
 
 def test_bad_options(tmp_path, capsys):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from fakelens import atomic
-from fakelens.data import CropDataset, ManifestRow, atomic_write_text, collate, normalize_batch, read_manifest, worker_init
+from fakelens.data import CropDataset, ManifestError, ManifestRow, collate, normalize_batch, read_manifest, worker_init
 from fakelens.metrics import AGGREGATIONS, BinaryMetrics, aggregate_videos, binary_metrics, json_safe
 
 log = logging.getLogger(__name__)
@@ -173,6 +172,8 @@ class EvaluationReport:
     per_dataset: dict[str, SubsetReport] = field(default_factory=dict)
     per_method: dict[str, SubsetReport] = field(default_factory=dict)
     seconds: float = 0.0
+    #: How ``split`` was chosen: ``"given"``, or the default's reason when no split was asked for.
+    split_source: str = "given"
     rows: list[ManifestRow] = field(default_factory=list, repr=False)
     frame_scores: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
@@ -183,6 +184,7 @@ class EvaluationReport:
                 "model_name": self.model_name,
                 "manifest": self.manifest,
                 "split": self.split,
+                "split_source": self.split_source,
                 "threshold": self.threshold,
                 "threshold_source": self.threshold_source,
                 "aggregate": self.aggregate,
@@ -227,10 +229,39 @@ def breakdowns(
     return per_dataset, per_method
 
 
+#: The splits evaluation falls back on, in order, when none is asked for.
+DEFAULT_SPLITS = ("test", "val")
+
+
+def select_rows(manifest: str | Path, split: str | None = None) -> tuple[list[ManifestRow], str, str]:
+    """The labelled rows of ``split`` (``"all"``: every split), that split and how it was chosen.
+
+    With ``split=None`` the first of :data:`DEFAULT_SPLITS` with labelled rows is used: ``test``, or
+    ``val`` for a manifest without a test split (``fakelens preprocess --dataset folder`` makes none by
+    default). Raises :class:`~fakelens.data.ManifestError` when the selection is empty.
+    """
+    if split is not None:
+        rows = read_manifest(manifest, split=None if split == "all" else split)
+        if not rows:
+            raise ManifestError(f"{manifest}: no labelled rows to evaluate")
+        return rows, split, "given"
+    rows = read_manifest(manifest)
+    present = {r.split for r in rows}
+    for index, name in enumerate(DEFAULT_SPLITS):
+        if name in present:
+            skipped = ", ".join(DEFAULT_SPLITS[:index])
+            source = f"default: no labelled {skipped} rows" if skipped else "default"
+            return [r for r in rows if r.split == name], name, source
+    raise ManifestError(
+        f"{manifest}: no labelled rows in split {' or '.join(DEFAULT_SPLITS)}; choose one with --split "
+        f"(found: {', '.join(sorted(s for s in present if s)) or 'none'})"
+    )
+
+
 def evaluate(
     manifest: str | Path,
     checkpoint: str | Path,
-    split: str = "test",
+    split: str | None = None,
     aggregate: str = "mean",
     batch_size: int = 64,
     device: str | torch.device = "auto",
@@ -244,7 +275,8 @@ def evaluate(
     ----------
     manifest : manifest CSV.
     checkpoint : fakelens checkpoint (``best.pt`` of a run).
-    split : which split to evaluate (default ``"test"``; ``"all"`` for every row).
+    split : which split to evaluate, or ``"all"`` for every row (default None: ``"test"``, or ``"val"`` when
+        the manifest has no test rows; the report's ``split`` and ``split_source`` say which).
     aggregate : video aggregation, ``"mean"`` (default) or ``"confident"``.
     batch_size : crops per forward pass (default 64).
     device : ``"auto"`` (default: CUDA if available), ``"cpu"``, ``"cuda:0"``, ...
@@ -257,11 +289,7 @@ def evaluate(
     if aggregate not in AGGREGATIONS:
         raise ValueError(f"aggregate must be one of {AGGREGATIONS}, not {aggregate!r}")
     start = time.perf_counter()
-    rows = read_manifest(manifest, split=None if split == "all" else split)
-    if not rows:
-        from fakelens.data import ManifestError
-
-        raise ManifestError(f"{manifest}: no labelled rows to evaluate")
+    rows, split, split_source = select_rows(manifest, split)
     device = resolve_device(device)
     model, info = load_model(checkpoint, device=device)
     if threshold is None:
@@ -283,6 +311,7 @@ def evaluate(
         per_dataset=per_dataset,
         per_method=per_method,
         seconds=time.perf_counter() - start,
+        split_source=split_source,
         rows=rows,
         frame_scores=scores,
     )
@@ -343,7 +372,7 @@ def write_report(report: EvaluationReport, out_dir: str | Path, plots: bool = Tr
     """Write ``report.json``, ``predictions.csv`` and (default) frame/video ROC, PR and histogram PNGs."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"report": atomic_write_text(out_dir / "report.json", json.dumps(report.to_dict(), indent=2) + "\n")}
+    paths = {"report": atomic.write_json(out_dir / "report.json", report.to_dict())}
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -351,7 +380,7 @@ def write_report(report: EvaluationReport, out_dir: str | Path, plots: bool = Tr
     for row, score in zip(report.rows, report.frame_scores):
         predicted = "fake" if score >= report.threshold else "real"
         writer.writerow([row.crop_path, row.video_key, row.frame_index, row.dataset, row.method, row.label, f"{score:.6f}", predicted])
-    paths["predictions"] = atomic_write_text(out_dir / "predictions.csv", buffer.getvalue())
+    paths["predictions"] = atomic.write_bytes(out_dir / "predictions.csv", buffer.getvalue())
 
     if plots and report.rows:
         labels = np.array([r.target for r in report.rows])
@@ -378,7 +407,8 @@ def format_summary(report: EvaluationReport) -> str:
             f"  videos {sub.n_videos:>4} (AUC {fmt(v.auc)} acc {fmt(v.at_threshold.accuracy)})"
         )
 
-    out = [f"split {report.split}, threshold {report.threshold:.4f} [{report.threshold_source}], aggregate {report.aggregate}"]
+    split = report.split if report.split_source == "given" else f"{report.split} [{report.split_source}]"
+    out = [f"split {split}, threshold {report.threshold:.4f} [{report.threshold_source}], aggregate {report.aggregate}"]
     out.append(line("overall", report.overall))
     out += [line(f"dataset {k}", v) for k, v in report.per_dataset.items()]
     out += [line(f"method {k}", v) for k, v in report.per_method.items()]
@@ -393,6 +423,7 @@ __all__ = [
     "predict_crops",
     "predict_manifest",
     "score_dataset",
+    "select_rows",
     "subset_report",
     "write_report",
 ]

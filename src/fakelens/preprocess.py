@@ -1,6 +1,6 @@
 """Dataset -> face crops + one manifest: resumable, sharded and parallel.
 
-For each :class:`~fakelens.datasets.VideoRecord`, frames are sampled, faces found with MTCNN and the
+For each :class:`~fakelens.data.VideoRecord`, frames are sampled, faces found with MTCNN and the
 crops written as ``OUT/crops/<relpath>/<frame>_<track>.jpg`` (224x224 by default). Crops are JPEG at
 quality 95 by default: about 5x smaller and faster to read back than PNG, and the source videos are
 already H.264-compressed, so a q95 re-encode adds little error next to the codec's, and it treats
@@ -22,9 +22,7 @@ output folders are joined with :func:`merge` (or all shards may write to one sha
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -32,21 +30,17 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from fakelens.datasets import LABELS, SPLITS, DatasetError, VideoRecord, class_counts
 from fakelens import atomic
+from fakelens.constants import INPUT_SIZE, KEEP_MODES, LABELS, SPLITS
+from fakelens.data.datasets import class_counts
+from fakelens.data.manifest import FAILURE_COLUMNS, VIDEO_COLUMNS, points_json, write_csv, write_manifest
+from fakelens.data.records import VideoRecord
 from fakelens.errors import FakelensError
 
 log = logging.getLogger(__name__)
 
-#: Manifest columns, in order (see docs/ARCHITECTURE.md).
-MANIFEST_COLUMNS = (
-    "crop_path", "video", "frame_index", "timestamp", "track", "x1", "y1", "x2", "y2", "prob",
-    "landmarks", "crop_landmarks", "label", "split", "group", "method", "dataset",
-)
-VIDEO_COLUMNS = ("video", "label", "split", "group", "identity", "method", "dataset", "frames", "status", "crops", "reason")
-FAILURE_COLUMNS = ("video", "label", "split", "status", "reason")
 #: Part statuses: ``ok`` (crops written), ``no_face``, ``failed`` (unreadable media), ``error`` (anything else).
 STATUSES = ("ok", "no_face", "failed", "error")
 PART_VERSION = 1
@@ -70,7 +64,7 @@ class PreprocessConfig:
     """
 
     frames: int = 32
-    size: int = 224
+    size: int = INPUT_SIZE
     margin: float = 0.3
     align: bool = False
     keep: str = "largest"
@@ -93,8 +87,8 @@ class PreprocessConfig:
             raise PreprocessError(f"size must be at least 16 pixels, got {self.size}")
         if self.margin < 0:
             raise PreprocessError(f"margin must be >= 0, got {self.margin}")
-        if self.keep not in ("largest", "all"):
-            raise PreprocessError(f"keep must be 'largest' or 'all', got {self.keep!r}")
+        if self.keep not in KEEP_MODES:
+            raise PreprocessError(f"keep must be one of {', '.join(KEEP_MODES)}, got {self.keep!r}")
         if self.image_format not in ("jpg", "png"):
             raise PreprocessError(f"image_format must be 'jpg' or 'png', got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -170,19 +164,6 @@ class PreprocessSummary:
 # --------------------------------------------------------------------------- files
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``, so readers never see half."""
-    atomic.write_bytes(path, data)
-
-
-def _csv_text(columns: Sequence[str], rows: Iterable[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -247,10 +228,6 @@ def _encode(image, config: PreprocessConfig) -> bytes:
     return data.tobytes()
 
 
-def _points_json(points) -> str:
-    return json.dumps([[round(float(x), 2), round(float(y), 2)] for x, y in points], separators=(",", ":"))
-
-
 def build_extractor(config: PreprocessConfig):
     """The :class:`fakelens.faces.FaceExtractor` (with its MTCNN) that ``config`` describes."""
     from fakelens.faces import FaceExtractor
@@ -292,7 +269,7 @@ def process_video(record: VideoRecord, out_dir: str | os.PathLike, config: Prepr
             suffix = "png" if config.image_format == "png" else "jpg"
             for crop in crops:
                 name = f"{crop.frame_index:06d}_{crop.track}.{suffix}"
-                write_atomic(folder / name, _encode(crop.image, config))
+                atomic.write_bytes(folder / name, _encode(crop.image, config))
                 x1, y1, x2, y2 = (round(float(v), 2) for v in crop.box)
                 rows.append({
                     "crop_path": (folder / name).relative_to(out_dir).as_posix(),
@@ -302,8 +279,8 @@ def process_video(record: VideoRecord, out_dir: str | os.PathLike, config: Prepr
                     "track": int(crop.track),
                     "x1": x1, "y1": y1, "x2": x2, "y2": y2,
                     "prob": round(float(crop.prob), 5),
-                    "landmarks": _points_json(crop.landmarks),
-                    "crop_landmarks": _points_json(crop.crop_landmarks),
+                    "landmarks": points_json(crop.landmarks),
+                    "crop_landmarks": points_json(crop.crop_landmarks),
                 })
             result.crops = len(rows)
             result.seconds["write"] = time.perf_counter() - start
@@ -322,7 +299,7 @@ def process_video(record: VideoRecord, out_dir: str | os.PathLike, config: Prepr
         "result": result.to_dict(),
         "rows": rows,
     }
-    write_atomic(part_path(out_dir, record.relpath), json.dumps(part, separators=(",", ":")))
+    atomic.write_bytes(part_path(out_dir, record.relpath), json.dumps(part, separators=(",", ":")))
     return result
 
 
@@ -433,7 +410,7 @@ def _check_config(out_dir: Path, config: PreprocessConfig, dataset: str | None) 
                     f"{out_dir} holds crops made with other settings ({detail}); use another --out folder"
                 )
             return
-    write_atomic(path, json.dumps(wanted, indent=2))
+    atomic.write_bytes(path, json.dumps(wanted, indent=2))
 
 
 def _is_done(part: dict | None, record: VideoRecord, config: PreprocessConfig, retry_failed: bool) -> bool:
@@ -448,7 +425,7 @@ def _refresh_part(path: Path, part: dict, record: VideoRecord) -> None:
     current = record.to_dict()
     if any(part["record"].get(k) != current[k] for k in current if k not in ("path", "frames")):
         part["record"] = current
-        write_atomic(path, json.dumps(part, separators=(",", ":")))
+        atomic.write_bytes(path, json.dumps(part, separators=(",", ":")))
 
 
 def _rows_of(part: dict, record: VideoRecord | None = None) -> list[dict]:
@@ -476,11 +453,10 @@ def write_outputs(out_dir: str | os.PathLike, parts: Sequence[dict]) -> tuple[Pa
     rows = []
     for part in parts:
         rows.extend(sorted(_rows_of(part), key=lambda r: (int(r["frame_index"]), int(r["track"]))))
-    manifest = out_dir / "manifest.csv"
-    write_atomic(manifest, _csv_text(MANIFEST_COLUMNS, rows))
+    manifest = write_manifest(rows, out_dir / "manifest.csv")
     video_rows = [_video_row(p) for p in parts]
-    write_atomic(out_dir / "videos.csv", _csv_text(VIDEO_COLUMNS, video_rows))
-    write_atomic(out_dir / "failures.csv", _csv_text(FAILURE_COLUMNS, [r for r in video_rows if r["status"] != "ok"]))
+    write_csv(out_dir / "videos.csv", VIDEO_COLUMNS, video_rows)
+    write_csv(out_dir / "failures.csv", FAILURE_COLUMNS, [r for r in video_rows if r["status"] != "ok"])
     crop_counts = {s: {label: 0 for label in LABELS} for s in SPLITS}
     for row in rows:
         crop_counts[row["split"]][row["label"]] += 1
@@ -593,7 +569,7 @@ def preprocess(
         summary = _summarise(out_dir, manifest, mine, crop_counts, results, len(selected),
                              time.perf_counter() - start, shard_text, workers, config.settings())
         name = f"summary_shard-{shard[0]}-of-{shard[1]}.json" if shard else "summary.json"
-        write_atomic(out_dir / name, json.dumps(summary.to_dict(), indent=2))
+        atomic.write_bytes(out_dir / name, json.dumps(summary.to_dict(), indent=2))
     return summary
 
 
@@ -639,14 +615,12 @@ def _run(pending: Sequence[VideoRecord], out_dir: Path, config: PreprocessConfig
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = atomic.temporary_name(dst)
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)  # same filesystem: no copy, no extra space
-    except OSError:
-        shutil.copy2(src, tmp)
-    os.replace(tmp, dst)
+    with atomic.atomic_path(dst) as tmp:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)  # same filesystem: no copy, no extra space
+        except OSError:
+            shutil.copy2(src, tmp)
 
 
 def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, progress: bool = True) -> PreprocessSummary:
@@ -678,7 +652,7 @@ def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, progr
         if (out_dir / "config.json").is_file() and out_dir not in folders:
             if json.loads((out_dir / "config.json").read_text(encoding="utf-8")) != configs[0]:
                 raise PreprocessError(f"{out_dir} holds crops made with other settings; use another --out folder")
-        write_atomic(out_dir / "config.json", json.dumps(configs[0], indent=2))
+        atomic.write_bytes(out_dir / "config.json", json.dumps(configs[0], indent=2))
         chosen: dict[str, tuple[Path, dict]] = {}
         duplicates = 0
         for folder in ([out_dir] if out_dir not in folders else []) + folders:
@@ -700,40 +674,16 @@ def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, progr
             shutil.rmtree(crop_dir(out_dir, relpath), ignore_errors=True)  # debris of an interrupted merge
             for row in part["rows"]:
                 _link_or_copy(folder / row["crop_path"], out_dir / row["crop_path"])
-            write_atomic(part_path(out_dir, relpath), json.dumps(part, separators=(",", ":")))
+            atomic.write_bytes(part_path(out_dir, relpath), json.dumps(part, separators=(",", ":")))
         parts = [part for _, part in chosen.values()]
         manifest, crop_counts = write_outputs(out_dir, parts)
         summary = _summarise(out_dir, manifest, parts, crop_counts, [], len(parts),
                              time.perf_counter() - start, None, 1, configs[0].get("settings", {}))
-        write_atomic(out_dir / "summary.json", json.dumps(summary.to_dict(), indent=2))
+        atomic.write_bytes(out_dir / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary
 
 
-def read_manifest(path: str | os.PathLike) -> list[dict]:
-    """Rows of a manifest CSV with numbers and landmark lists parsed; ``crop_path`` made absolute."""
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"manifest not found: {path}")
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or [])
-        if missing:
-            raise DatasetError(f"{path} is not a fakelens manifest (missing columns: {', '.join(sorted(missing))})")
-        rows = []
-        for row in reader:
-            row["crop_path"] = str(path.parent / row["crop_path"])
-            for key in ("frame_index", "track"):
-                row[key] = int(row[key])
-            for key in ("timestamp", "x1", "y1", "x2", "y2", "prob"):
-                row[key] = float(row[key])
-            for key in ("landmarks", "crop_landmarks"):
-                row[key] = json.loads(row[key])
-            rows.append(row)
-    return rows
-
-
 __all__ = [
-    "MANIFEST_COLUMNS",
     "PreprocessConfig",
     "PreprocessError",
     "PreprocessSummary",
@@ -744,7 +694,6 @@ __all__ = [
     "merge",
     "parse_shard",
     "in_shard",
-    "read_manifest",
     "write_outputs",
     "clean_tmp_files",
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fakelens.constants import AGGREGATIONS, SPLITS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,9 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--manifest", type=Path, required=True, help="manifest CSV")
     parser.add_argument("--checkpoint", type=Path, required=True, help="fakelens checkpoint, e.g. RUN_DIR/best.pt")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split to evaluate (default test)")
+    parser.add_argument("--split", default=None, choices=[*SPLITS, "all"],
+                        help="split to evaluate (default: test, or val when the manifest has no test rows)")
     parser.add_argument("--out", type=Path, default=None, help="folder for report.json, predictions.csv and plots (default: print only)")
-    parser.add_argument("--aggregate", choices=["mean", "confident"], default="mean",
+    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=AGGREGATIONS[0],
                         help="video-level aggregation of frame scores (default mean; confident = DFDC winner's strategy)")
     parser.add_argument("--threshold", type=float, default=None,
                         help="override the checkpoint's validation threshold (default: use the checkpoint's)")

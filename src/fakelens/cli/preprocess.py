@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from fakelens.constants import INPUT_SIZE, KEEP_MODES
+from fakelens.data.datasets import BALANCE_MODES, DATASETS
+from fakelens.data.records import CROSS_IDENTITY
+
 EPILOG = """\
 examples:
   fakelens preprocess Celeb-DF-v2 --dataset celebdf --out crops/celebdf --balance videos --workers 2
@@ -29,15 +33,15 @@ def register(subparsers) -> None:
     parser.add_argument("paths", nargs="+", metavar="ROOT",
                         help="dataset folder (with --merge: the output folders to join)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (crops/, manifest.csv, ...)")
-    parser.add_argument("--dataset", choices=["celebdf", "ffpp", "folder", "list"],
+    parser.add_argument("--dataset", choices=DATASETS,
                         help="layout of ROOT: celebdf (Celeb-DF v2), ffpp (FaceForensics++), folder (real/ and fake/ subfolders)")
     parser.add_argument("--merge", action="store_true", help="join the preprocessing folders given as ROOT into --out")
     group = parser.add_argument_group("frames and crops")
     group.add_argument("--frames", type=int, default=32, help="frames sampled per video (default 32)")
-    group.add_argument("--size", type=int, default=224, help="crop side in pixels (default 224)")
+    group.add_argument("--size", type=int, default=INPUT_SIZE, help=f"crop side in pixels (default {INPUT_SIZE})")
     group.add_argument("--margin", type=float, default=0.3, help="context around the face box, fraction of its side (default 0.3)")
     group.add_argument("--align", action="store_true", help="align crops on the 5 facial landmarks (default off)")
-    group.add_argument("--keep", choices=["largest", "all"], default="largest",
+    group.add_argument("--keep", choices=KEEP_MODES, default="largest",
                        help="largest face per frame, or all faces as tracks (default largest)")
     group.add_argument("--min-face-size", type=int, default=20, help="smallest face to find, in pixels (default 20)")
     group.add_argument("--detection-size", type=int, default=None,
@@ -46,13 +50,13 @@ def register(subparsers) -> None:
                        help="crop files: JPEG quality 95 (default) or PNG")
     group.add_argument("--device", default=None, help="detector device, e.g. cpu or cuda (default: CUDA when available)")
     group = parser.add_argument_group("splits and balance")
-    group.add_argument("--balance", choices=["none", "videos", "frames"], default="none",
+    group.add_argument("--balance", choices=BALANCE_MODES, default="none",
                        help="train split: none (default); videos = undersample the larger class round-robin over "
                        "identities; frames = more frames per video of the smaller class")
     group.add_argument("--val-fraction", type=float, default=None,
                        help="share of identities/groups put in val (default 0.15; FF++ uses its official split)")
     group.add_argument("--seed", type=int, default=0, help="seed of the train/val assignment and balancing (default 0)")
-    group.add_argument("--cross-identity", choices=["drop", "target"], default="drop",
+    group.add_argument("--cross-identity", choices=CROSS_IDENTITY, default="drop",
                        help="a fake whose two identities fall in different splits: drop it (default) or follow its target")
     group.add_argument("--test-list", default=None, help="Celeb-DF test list (default ROOT/List_of_testing_videos.txt)")
     group.add_argument("--compression", default="c23", help="FF++ compression: raw, c23 (default) or c40")
@@ -73,7 +77,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fakelens.datasets import balance, class_counts, format_counts, read_dataset
+    from fakelens.data.datasets import balance, class_counts, format_counts, read_dataset
     from fakelens.preprocess import PreprocessConfig, PreprocessError, merge, parse_shard, preprocess
 
     if args.merge:
