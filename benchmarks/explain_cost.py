@@ -4,7 +4,7 @@ The baseline is one batched, no-grad forward pass of the classifier over the cro
 does to score them). Each explainer then produces heatmaps *and* the same scores for those crops.
 Runs are interleaved (baseline, then each method, per repeat) and the median is reported.
 
-    .venv/bin/python benchmarks/explain_cost.py [--crops 32] [--repeat 3] [--methods gradcam,gradcam++,scorecam,eigencam]
+    .venv/bin/python benchmarks/explain_cost.py [--crops 32] [--repeat 3] [--methods gradcam,eigencam]  (default: every registered method)
         [--checkpoint PATH] [--scorecam-channels 64]
 """
 
@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 
+from fakelens.constants import CAM_METHODS
 from fakelens.explain import Explainer
 from fakelens.media import read_image
 from fakelens.model import DeepfakeClassifier, load_backbone_weights, preprocess_crops
@@ -66,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crops", type=int, default=32, help="crops per run (default 32)")
     parser.add_argument("--repeat", type=int, default=3, help="timed repeats; the median is reported (default 3)")
-    parser.add_argument("--methods", default="gradcam,gradcam++,scorecam,eigencam", help="methods to time")
+    parser.add_argument("--methods", default=",".join(CAM_METHODS), help="methods to time, comma-separated (default: all registered)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="model (default: bundled, else ImageNet backbone)")
     parser.add_argument("--scorecam-channels", type=int, default=64,
                         help="Score-CAM channels scored per crop (default 64, the explainer's default; 0 = all 1280)")

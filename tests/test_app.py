@@ -82,11 +82,15 @@ def test_start_page_offers_examples_and_settings():
     names = {b.label for b in at.button}
     assert {p.name for p in EXAMPLES.iterdir() if p.suffix in {".mp4", ".png"}} <= names
     uploader = at.file_uploader(key="upload")
-    assert {"mp4", "avi", "mov", "mkv", "webm", "jpg", "jpeg", "png", "webp"} <= {t.lstrip(".") for t in uploader.allowed_type}
-    assert "200 MB" in uploader.label
-    assert at.number_input(key="frames").value == 32
+    from fakelens.constants import DEFAULT_CAM_METHOD, DEFAULT_FRAMES, DEFAULT_MAX_UPLOAD_MB, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    # The picker offers exactly what fakelens.media reads, and the defaults are the library's.
+    offered, readable = {t.lstrip(".") for t in uploader.allowed_type}, {s.lstrip(".") for s in IMAGE_SUFFIXES | VIDEO_SUFFIXES}
+    assert readable <= offered and offered - readable <= {"mpeg4"}  # Streamlit adds mpeg4 beside mp4 itself
+    assert f"{DEFAULT_MAX_UPLOAD_MB} MB" in uploader.label
+    assert at.number_input(key="frames").value == DEFAULT_FRAMES
     assert at.selectbox(key="aggregate").value == "mean"
-    assert at.selectbox(key="method").value == "gradcam"
+    assert at.selectbox(key="method").value == DEFAULT_CAM_METHOD
     assert 0.0 < at.slider(key="threshold").value < 1.0
     assert any("About the model" in e.label for e in at.expander)
     assert not any("No example media" in i.value for i in at.info)

@@ -500,3 +500,14 @@ def test_cli_model_errors(tmp_path, examples):
     if not DEFAULT_MODEL.is_file():
         no_model = run_cli(str(examples / "fake_ffpp_ex_deepfakes.png"), "--out", str(tmp_path))
         assert no_model.returncode == 1 and "--checkpoint" in no_model.stderr
+
+
+def test_threshold_is_checked_the_same_way_as_predict(model, examples, capsys):
+    """`explain --threshold` and Explainer(threshold=) give predict's one message (fakelens.constants.check_threshold)."""
+    from fakelens.cli import main
+    from fakelens.errors import InvalidArgument
+
+    assert main(["explain", str(examples / "real_ffpp_ex_original.png"), "--threshold", "1.5"]) == 1
+    assert "threshold must be in [0, 1], got 1.5" in capsys.readouterr().err
+    with pytest.raises(InvalidArgument, match=r"threshold must be in \[0, 1\], got -0.2"):
+        Explainer(model, threshold=-0.2)

@@ -55,6 +55,9 @@ def test_analyse_video(video_analysis):
     frame = analysis.frames[prediction.faces[analysis.suspicious[0]].frame_index]
     assert full.shape == frame.shape and not np.array_equal(full, frame)
     assert analysis.crop_overlay(0, "gradcam").shape == (224, 224, 3)
+    # Any spelling the explainer accepts finds the same maps (they are stored under the canonical name).
+    assert np.array_equal(analysis.crop_overlay(0, "Grad-CAM"), analysis.crop_overlay(0, "gradcam"))
+    assert np.array_equal(analysis.frame_overlay(0, "GradCAM"), full)
     assert analysis.sheet is not None and analysis.sheet.ndim == 3
 
 

@@ -264,9 +264,9 @@ class Analysis:
 
     def explain(self, detector: "Detector", method: str) -> np.ndarray:
         """Heatmaps of the suspicious faces by ``method``, computed once per method."""
-        from fakelens.explain import Explainer
+        from fakelens.explain import resolve_method
 
-        method = Explainer.resolve_method(method)
+        method = resolve_method(method)
         if method not in self.heatmaps:
             self.heatmaps[method] = explain_faces(detector, self.prediction, self.suspicious, method)
         return self.heatmaps[method]
@@ -277,7 +277,7 @@ class Analysis:
 
         face = self.prediction.faces[self.suspicious[position]]
         frame = self.frames.get(face.frame_index)
-        maps = self.heatmaps.get(method)
+        maps = self._maps(method)
         if frame is None or maps is None:
             return None
         return overlay_on_frame(frame, maps[position], face.crop_box, alpha=alpha, face_box=face.box)
@@ -286,10 +286,16 @@ class Analysis:
         """The ``position``-th suspicious face's heatmap drawn on its crop (None if not computed)."""
         from fakelens.explain import overlay
 
-        maps = self.heatmaps.get(method)
+        maps = self._maps(method)
         if maps is None:
             return None
         return overlay(self.prediction.faces[self.suspicious[position]].crop, maps[position], alpha=alpha)
+
+    def _maps(self, method: str) -> np.ndarray | None:
+        """The computed maps of ``method`` under any of its spellings (the keys are canonical names)."""
+        from fakelens.explain import resolve_method
+
+        return self.heatmaps.get(resolve_method(method))
 
 
 def analyse(

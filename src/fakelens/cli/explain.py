@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from fakelens.constants import CAM_METHODS, CAM_TARGETS, DEFAULT_CAM_METHOD
+from fakelens.constants import CAM_METHODS, CAM_TARGETS, DEFAULT_CAM_METHOD, DEFAULT_FRAMES, check_threshold
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "eigencam is cheap but ignores the class)")
     parser.add_argument("--target", default="predicted", choices=list(CAM_TARGETS),
                         help="what to explain: the predicted class (default), FAKE or REAL")
-    parser.add_argument("--frames", type=int, default=32, help="frames sampled from a video (default 32)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames sampled from a video (default {DEFAULT_FRAMES})")
     parser.add_argument("--top", type=int, default=None, metavar="K",
                         help="write overlays for the K most suspicious faces only (default: all)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the bundled model)")
@@ -313,20 +313,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     # Usage errors are raised before anything imports torch, so they answer at once.
-    from fakelens.errors import FakelensError
+    from fakelens.errors import FakelensError, InvalidArgument
 
     if args.gallery and args.evaluate:
         raise FakelensError("choose one of --gallery and --evaluate")
     if args.frames < 1:
-        raise FakelensError("--frames must be at least 1")
+        raise InvalidArgument(f"frames must be a whole number of at least 1, got {args.frames}")
     if args.top is not None and args.top < 1:
         raise FakelensError("--top must be at least 1")
     if args.limit is not None and args.limit < 1:
         raise FakelensError("--limit must be at least 1")
     if not 0.0 <= args.alpha <= 1.0:
         raise FakelensError("--alpha must be between 0 and 1")
-    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
-        raise FakelensError("--threshold must be between 0 and 1")
+    if args.threshold is not None:
+        check_threshold(args.threshold)
     from matplotlib import colormaps
 
     if args.colormap not in colormaps:

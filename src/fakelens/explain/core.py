@@ -9,7 +9,6 @@ one place where method names and display labels are written down.
 from __future__ import annotations
 
 import copy
-import math
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fakelens.constants import CAM_METHODS, CAM_TARGETS, DEFAULT_CAM_METHOD, sigmoid
+from fakelens.constants import CAM_METHODS, CAM_TARGETS, DEFAULT_CAM_METHOD, check_threshold, sigmoid
 from fakelens.errors import FakelensError
 from fakelens.explain.adapters import cam_class
 from fakelens.model import INPUT_SIZE, preprocess_crops
@@ -299,8 +298,7 @@ class Explainer:
             raise ExplainError(f"expected a torch model, got {type(model).__name__}")
         if batch_size < 1:
             raise ExplainError("batch_size must be at least 1")
-        if not (math.isfinite(threshold) and -1e-6 <= threshold <= 1.0 + 1e-6):
-            raise ExplainError(f"threshold must be a probability in [0, 1], got {threshold}")
+        threshold = check_threshold(threshold)
         layer = _resolve_layer(model, target_layer)
         self.layer_name = _layer_name(model, layer)
         self.device = torch.device(device) if device is not None else _model_device(model)
