@@ -22,15 +22,20 @@ validation AUC.
 Validation set: the manifest's ``val`` split, REAL vs its FAKE crops. With ``fakes="sbi"`` (or when the
 val split has no FAKE crops) the FAKE side is instead a fixed self-blended copy of every val REAL crop, so
 that SBI-only training selects its model without ever seeing a real manipulation.
+
+Elsewhere: the options are :mod:`fakelens.train_config`, the collectives and RNG states
+:mod:`fakelens.distributed`, the item lists and the log and plots :mod:`fakelens.training_data`.
+Why this module is still over 500 lines: what is left is one run, from options to ``last.pt``
+(set-up, epochs, validation, saving and resuming), each step a function of the one ``_Run`` it
+builds, read top to bottom; the model set-up (``_init_model`` .. ``_set_phase``) is the next seam,
+once :class:`TrainingError` lives in :mod:`fakelens.errors`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,8 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fakelens import atomic
 from fakelens.checkpoint import load_checkpoint, save_checkpoint, sha256_file
+from fakelens.constants import BACKBONE_PARAMS, BN_MODES, FAKES_MODES, KINDS, THRESHOLD_CRITERIA, sigmoid
 from fakelens.data import (
     PURPOSE_EVAL_SBI,
     PURPOSE_TRAIN,
@@ -57,12 +62,20 @@ from fakelens.data import (
     read_manifest,
     worker_init,
 )
+from fakelens.distributed import DistInfo, all_gather, barrier, init_distributed, rng_state, set_rng_state
 from fakelens.errors import FakelensError
-from fakelens.evaluate import _autocast, resolve_device, score_dataset, sigmoid
+from fakelens.evaluate import _autocast, score_dataset
 from fakelens.metrics import best_threshold, binary_metrics
 from fakelens.model import DeepfakeClassifier, load_backbone_weights
-from fakelens.constants import BACKBONE_PARAMS, BN_MODES, FAKES_MODES, KINDS, THRESHOLD_CRITERIA
 from fakelens.train_config import RUNTIME_FIELDS, TrainConfig, config_yaml
+from fakelens.training_data import (
+    build_train_items,
+    build_val_items,
+    check_leakage,
+    plot_history,
+    subset_rows,
+    write_log,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,105 +102,6 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# --------------------------------------------------------------------------- distributed helpers
-
-
-@dataclass
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def _init_distributed(device_request: str) -> tuple[DistInfo, torch.device]:
-    import torch.distributed as dist
-
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    info = DistInfo(int(os.environ.get("RANK", "0")), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    device = resolve_device(device_request)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", info.local_rank if info.enabled else torch.cuda.current_device())
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if info.enabled and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return info, device
-
-
-def _barrier(info: DistInfo) -> None:
-    if info.enabled:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def _all_gather(info: DistInfo, obj):
-    if not info.enabled:
-        return [obj]
-    import torch.distributed as dist
-
-    out = [None] * info.world_size
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def _broadcast(info: DistInfo, obj):
-    if not info.enabled:
-        return obj
-    import torch.distributed as dist
-
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-# --------------------------------------------------------------------------- data selection
-
-
-def build_train_items(rows: list[ManifestRow], fakes: str) -> list[tuple[int, str]]:
-    """Dataset items for training: REAL crops, plus manifest FAKE crops and/or an SBI copy of each REAL crop."""
-    items = []
-    for i, row in enumerate(rows):
-        if row.label == "real":
-            items.append((i, "real"))
-            if fakes in ("sbi", "both"):
-                items.append((i, "sbi"))
-        elif fakes in ("dataset", "both"):
-            items.append((i, "fake"))
-    return items
-
-
-def build_val_items(rows: list[ManifestRow], fakes: str) -> tuple[list[tuple[int, str]], str]:
-    """Validation items and what the FAKE side is (``"dataset"`` or ``"sbi"``; see module docstring)."""
-    reals = [(i, "real") for i, r in enumerate(rows) if r.label == "real"]
-    manifest_fakes = [(i, "fake") for i, r in enumerate(rows) if r.label == "fake"]
-    if fakes == "sbi" or not manifest_fakes:
-        return reals + [(i, "sbi") for i, _ in reals], "sbi"
-    return reals + manifest_fakes, "dataset"
-
-
-def _subset(rows: list[ManifestRow], limit: int | None, seed: int) -> list[ManifestRow]:
-    if not limit or limit >= len(rows):
-        return rows
-    order = np.random.default_rng(seed).permutation(len(rows))[:limit]
-    return [rows[i] for i in sorted(order)]
-
-
-def _check_leakage(train_rows: list[ManifestRow], val_rows: list[ManifestRow]) -> None:
-    shared = {r.group for r in train_rows} & {r.group for r in val_rows}
-    if shared:
-        example = ", ".join(sorted(shared)[:3])
-        log.warning("%d leakage group(s) appear in both train and val (e.g. %s): validation is optimistic", len(shared), example)
 
 
 # --------------------------------------------------------------------------- model set-up
@@ -269,66 +183,6 @@ def _set_phase(
             param.requires_grad_(False)
 
 
-# --------------------------------------------------------------------------- RNG state
-
-
-def _rng_state(device: torch.device) -> dict:
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state["numpy"] = {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}
-    return state
-
-
-def _set_rng_state(state: dict, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-    if "numpy" in state:
-        n = state["numpy"]
-        np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def write_log(out: Path, history: list[dict]) -> None:
-    """``log.jsonl``: rewritten whole (atomically) from the history kept in the checkpoint."""
-    atomic_write_text(out / "log.jsonl", "".join(json.dumps(entry) + "\n" for entry in history))
-
-
-def plot_history(out: Path, history: list[dict]) -> None:
-    """``loss.png`` (train and val loss) and ``auc.png`` (val AUC and AP) per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not history:
-        return
-    epochs = [h["epoch"] for h in history]
-
-    def series(key):
-        return [np.nan if h.get(key) is None else h[key] for h in history]
-
-    for name, keys, ylabel in (
-        ("loss", ("train_loss", "val_loss"), "BCE loss"),
-        ("auc", ("val_auc", "val_ap"), "validation AUC / AP"),
-    ):
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        for key in keys:
-            ax.plot(epochs, series(key), marker="o", label=key)
-        ax.set(xlabel="epoch", ylabel=ylabel, title=f"{out.name}: {name}")
-        if name == "auc":
-            ax.set_ylim(0, 1.02)
-        ax.legend()
-        ax.grid(alpha=0.3)
-        with atomic.atomic_path(out / f"{name}.png") as tmp:
-            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        plt.close(fig)
-
-
 # --------------------------------------------------------------------------- training
 
 
@@ -348,7 +202,7 @@ def _validate(
         amp=cfg.amp, channels_last=cfg.channels_last and device.type == "cuda", progress=cfg.progress and info.is_main,
         desc="validating",
     )  # fmt: skip
-    parts = _all_gather(info, (shard, logits.tolist()))
+    parts = all_gather(info, (shard, logits.tolist()))
     all_logits = np.empty(len(dataset), dtype=np.float64)
     for indices, values in parts:
         all_logits[indices] = values
@@ -367,7 +221,7 @@ def train(config: TrainConfig) -> TrainResult:
         raise TrainingError("both a manifest and an output folder are needed")
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    info, device = _init_distributed(cfg.device)
+    info, device = init_distributed(cfg.device)
     try:
         return _train(cfg, info, device)
     finally:
@@ -469,12 +323,12 @@ def _resolve_config(cfg: TrainConfig, info: DistInfo) -> tuple[TrainConfig, dict
 
 def _load_splits(cfg: TrainConfig) -> tuple[list[ManifestRow], list[tuple[int, str]], CropDataset | None, str | None]:
     """Train rows and items, and the validation dataset (None without a val split) with where its fakes come from."""
-    train_rows = _subset(read_manifest(cfg.manifest, split="train"), cfg.max_train_images, cfg.seed)
+    train_rows = subset_rows(read_manifest(cfg.manifest, split="train"), cfg.max_train_images, cfg.seed)
     try:
-        val_rows = _subset(read_manifest(cfg.manifest, split="val"), cfg.max_val_images, cfg.seed + 1)
+        val_rows = subset_rows(read_manifest(cfg.manifest, split="val"), cfg.max_val_images, cfg.seed + 1)
     except ManifestError:
         val_rows = []
-    _check_leakage(train_rows, val_rows)
+    check_leakage(train_rows, val_rows)
     train_items = build_train_items(train_rows, cfg.fakes)
     kinds = [k for _, k in train_items]
     if "real" not in kinds or not ({"fake", "sbi"} & set(kinds)):
@@ -562,7 +416,7 @@ def _restore(run: _Run, payload: dict | None) -> _Standing:
     )  # fmt: skip
     rng_states = extra.get("rng", [])
     if run.info.rank < len(rng_states):
-        _set_rng_state(rng_states[run.info.rank], run.device)
+        set_rng_state(rng_states[run.info.rank], run.device)
     log.info("resuming %s after epoch %d", run.out, standing.start_epoch)
     return standing
 
@@ -617,7 +471,7 @@ def _train_one_epoch(run: _Run, epoch: int) -> dict:
         bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{seen / max(time.perf_counter() - start, 1e-9):.1f}")
     bar.close()
     seconds = time.perf_counter() - start
-    totals = np.sum(_all_gather(info, [loss_sum, correct, seen]), axis=0) if info.enabled else [loss_sum, correct, seen]
+    totals = np.sum(all_gather(info, [loss_sum, correct, seen]), axis=0) if info.enabled else [loss_sum, correct, seen]
     return {"frozen": frozen, "loss": float(totals[0] / max(totals[2], 1)), "acc": float(totals[1] / max(totals[2], 1)),
             "images": int(totals[2]), "train_seconds": seconds, "start": start}  # fmt: skip
 
@@ -654,7 +508,7 @@ def _record_epoch(run: _Run, standing: _Standing, epoch: int, stats: dict, val: 
 def _save_epoch(run: _Run, standing: _Standing, epoch: int, val: dict, *, improved: bool, finished: bool, stopped_early: bool) -> None:
     """``best.pt`` when improved, then ``last.pt`` (with everything :func:`_restore` needs), the log and plots."""
     info = run.info
-    rng = _all_gather(info, _rng_state(run.device))
+    rng = all_gather(info, rng_state(run.device))
     if info.is_main:
         metrics = {"val": val, "epoch": epoch + 1, "val_fakes": run.val_fakes}
         if improved:
@@ -684,7 +538,7 @@ def _save_epoch(run: _Run, standing: _Standing, epoch: int, val: dict, *, improv
             epoch + 1, run.cfg.epochs, entry["train_loss"], entry["train_acc"], entry["train_images_per_s"],
             _fmt(entry["val_loss"]), _fmt(entry["val_auc"]), _fmt(entry["val_eer"]), "  *best*" if improved and run.val_set is not None else "",
         )  # fmt: skip
-    _barrier(info)
+    barrier(info)
 
 
 def _fmt(value) -> str:
