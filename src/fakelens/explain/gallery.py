@@ -117,14 +117,14 @@ def build_gallery(
     crops = np.asarray(crops)
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     truth = _normalise_labels(labels)
-    scores = np.asarray(scores, dtype=np.float64)
-    if not (len(crops) == len(heatmaps) == len(truth) == len(scores)):
+    score_array = np.asarray(scores, dtype=np.float64)
+    if not (len(crops) == len(heatmaps) == len(truth) == len(score_array)):
         raise ExplainError(
-            f"crops, heatmaps, labels and scores differ in length: {len(crops)}, {len(heatmaps)}, {len(truth)}, {len(scores)}"
+            f"crops, heatmaps, labels and scores differ in length: {len(crops)}, {len(heatmaps)}, {len(truth)}, {len(score_array)}"
         )
     if len(crops) == 0:
         raise ExplainError("no crops for the gallery")
-    predicted = (scores >= threshold).astype(np.int64)
+    predicted = (score_array >= threshold).astype(np.int64)
     grids, counts, shown = {}, {}, {}
     for cell in GALLERY_CELLS:
         class_name, outcome = cell.split("_")
@@ -132,13 +132,13 @@ def build_gallery(
         correct = outcome == "correct"
         members = np.flatnonzero((truth == label) & ((predicted == label) == correct))
         # Confidence in the *predicted* class: |score - threshold| ranks both correct and wrong cells.
-        order = members[np.argsort(-np.abs(scores[members] - threshold), kind="stable")]
+        order = members[np.argsort(-np.abs(score_array[members] - threshold), kind="stable")]
         chosen = order[:max_tiles]
         tiles = []
         for i in chosen:
             tile = cv2.resize(overlay(crops[i], heatmaps[i], alpha, colormap), (tile_size, tile_size), interpolation=cv2.INTER_AREA)
             colour = (120, 230, 120) if correct else (255, 120, 120)
-            tiles.append(_caption(tile, f"P(fake) {scores[i]:.3f}", colour))
+            tiles.append(_caption(tile, f"P(fake) {score_array[i]:.3f}", colour))
         title = f"{class_name.upper()} crops, {'correct' if correct else 'WRONG'}: {len(members)} (showing {len(chosen)})"
         grids[cell] = _grid(tiles, title, columns, tile_size)
         counts[cell] = int(len(members))
