@@ -28,22 +28,12 @@ import torch
 from torch import nn
 
 from fakelens import atomic
+from fakelens.constants import sigmoid
+from fakelens.device import resolve_device
 from fakelens.data import CropDataset, ManifestError, ManifestRow, collate, normalize_batch, read_manifest, worker_init
 from fakelens.metrics import AGGREGATIONS, BinaryMetrics, aggregate_videos, binary_metrics, json_safe
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None -> CUDA when available, else CPU; anything else as given."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        from fakelens.errors import FakelensError
-
-        raise FakelensError("CUDA was requested but no CUDA device is available (use --device cpu)")
-    return device
 
 
 def _autocast(device: torch.device, amp: bool):
@@ -102,11 +92,6 @@ def score_dataset(
             bar.update(len(images))
             bar.set_postfix(img_s=f"{done / max(time.perf_counter() - start, 1e-9):.1f}")
     return out
-
-
-def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """P(fake) from logits, without overflow warnings."""
-    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(logits, dtype=np.float64), -60, 60)))
 
 
 def predict_manifest(

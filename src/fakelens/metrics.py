@@ -30,8 +30,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-AGGREGATIONS = ("mean", "confident")
-THRESHOLD_CRITERIA = ("balanced_accuracy", "f1")
+from fakelens.constants import AGGREGATIONS, THRESHOLD_CRITERIA  # re-exported: fakelens.metrics.AGGREGATIONS
 
 
 def _as_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
