@@ -1,4 +1,5 @@
 """Streamlit entry point for a source checkout: `streamlit run app.py` (the UI lives in fakelens/ui.py)."""
+
 from fakelens.ui import main
 
 main()

@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 
 
-
 def load_classifier(checkpoint: Path | None) -> tuple[torch.nn.Module, str]:
     from fakelens.checkpoint import load_model
     from fakelens.detector import DEFAULT_MODEL
@@ -69,8 +68,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed repeats; the median is reported (default 3)")
     parser.add_argument("--methods", default=",".join(CAM_METHODS), help="methods to time, comma-separated (default: all registered)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="model (default: bundled, else ImageNet backbone)")
-    parser.add_argument("--scorecam-channels", type=int, default=64,
-                        help="Score-CAM channels scored per crop (default 64, the explainer's default; 0 = all 1280)")
+    parser.add_argument(
+        "--scorecam-channels", type=int, default=64, help="Score-CAM channels scored per crop (default 64, the explainer's default; 0 = all 1280)"
+    )
     parser.add_argument("--scorecam-repeat", type=int, default=1, help="repeats for Score-CAM, the slow one (default 1)")
     args = parser.parse_args()
 
@@ -91,8 +91,7 @@ def main() -> None:
     def predict_in_batches(size: int = 16) -> np.ndarray:
         # The explainers' batch size (16): separates the cost of explaining from that of batching.
         with torch.no_grad():
-            return np.concatenate([torch.sigmoid(model(preprocess_crops(crops[i : i + size]))).numpy()
-                                   for i in range(0, len(crops), size)])
+            return np.concatenate([torch.sigmoid(model(preprocess_crops(crops[i : i + size]))).numpy() for i in range(0, len(crops), size)])
 
     # Warm-up: first calls pay for imports, oneDNN kernel selection and allocator growth.
     predict()

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from fakelens.sysinfo import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +48,6 @@ def import_reference(path: str):
     except ImportError as exc:
         return None, exc
     return ReferenceMTCNN, None
-
 
 
 # --------------------------------------------------------------------------- detections as arrays
@@ -239,8 +239,10 @@ def main(argv=None) -> int:
     n_frames = sum(len(v) for v in videos_720)
     default = Reference(reference_cls, None, 20)
     ref_default = flatten([reference_default.get(v) or default(frames[v]) for v in VIDEOS_720P])
-    print(f"\n== speed on {n_frames} frames of 1280x720 (one batched call per video of {args.frames} frames), "
-          f"median of {args.repeats} alternated runs after a warm-up; wall clock, and CPU time of all threads ==")
+    print(
+        f"\n== speed on {n_frames} frames of 1280x720 (one batched call per video of {args.frames} frames), "
+        f"median of {args.repeats} alternated runs after a warm-up; wall clock, and CPU time of all threads =="
+    )
     rows = []
     for detection_size, min_face in parse_settings(args.settings):
         ours, ref = Ours(detection_size, min_face), Reference(reference_cls, detection_size, min_face)
@@ -269,8 +271,10 @@ def main(argv=None) -> int:
 
     print("\n== summary (1280x720, frames per second; wall clock | CPU time) ==")
     for label, wall_o, wall_r, cpu_o, cpu_r in rows:
-        print(f"  {label:40s} ours {wall_o:6.2f} | {cpu_o:6.2f}   reference {wall_r:6.2f} | {cpu_r:6.2f}   "
-              f"ratio {wall_o / wall_r:.2f}x | {cpu_o / cpu_r:.2f}x")
+        print(
+            f"  {label:40s} ours {wall_o:6.2f} | {cpu_o:6.2f}   reference {wall_r:6.2f} | {cpu_r:6.2f}   "
+            f"ratio {wall_o / wall_r:.2f}x | {cpu_o / cpu_r:.2f}x"
+        )
     print(f"machine: {describe_machine()}")
     return 0
 

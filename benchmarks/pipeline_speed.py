@@ -28,7 +28,6 @@ from fakelens.sysinfo import describe_machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def naive(video: Path, model, num_frames: int = 32) -> dict[str, float]:
     timings = {}
     start = time.perf_counter()
@@ -89,8 +88,10 @@ def main() -> None:
     for key in ("decode", "faces", "classify", "total"):
         a, b = median(ours_runs, key), median(naive_runs, key)
         print(f"{key:10} {a:11.3f} {b:9.3f} {b / a if a else float('nan'):8.1f}x")
-    print(f"\nfakelens: {result.label} P(fake)={result.score:.3f} at threshold {result.threshold:.3f} "
-          f"({result.backend}, detection_size {DEFAULT_DETECTION_SIZE}, min face {DEFAULT_MIN_FACE_SIZE} px)")
+    print(
+        f"\nfakelens: {result.label} P(fake)={result.score:.3f} at threshold {result.threshold:.3f} "
+        f"({result.backend}, detection_size {DEFAULT_DETECTION_SIZE}, min face {DEFAULT_MIN_FACE_SIZE} px)"
+    )
     print(f"naive:    P(fake)={naive_runs[-1]['score']:.3f} (mean over frames, largest face, full resolution)")
     print(f"ratio naive/fakelens total time: {median(naive_runs, 'total') / median(ours_runs, 'total'):.1f}x")
 

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 from fakelens.data import VideoRecord
 from fakelens.media import VIDEO_SUFFIXES, probe_video
 from fakelens.preprocess import PreprocessConfig, preprocess
@@ -30,7 +29,6 @@ from fakelens.sysinfo import describe_machine
 ROOT = Path(__file__).resolve().parents[1]
 #: Default videos: the FF++ c23 clips of the shared pool (mostly 1280x720), else the bundled examples.
 DEFAULT_SOURCES = [ROOT.parent / "shared" / "data" / "videos" / "ffpp-c23", ROOT / "examples"]
-
 
 
 def find_videos(sources: list[Path], limit: int) -> list[Path]:
@@ -73,8 +71,9 @@ def main() -> None:
     if not videos:
         raise SystemExit("no videos found; pass --videos")
     records = [
-        VideoRecord(path=str(p.resolve()), relpath=f"{i:03d}_{p.name}", label="real", split="train",
-                    group=p.stem, identity=p.stem, method="", dataset="bench")
+        VideoRecord(
+            path=str(p.resolve()), relpath=f"{i:03d}_{p.name}", label="real", split="train", group=p.stem, identity=p.stem, method="", dataset="bench"
+        )
         for i, p in enumerate(videos)
     ]
     sizes = sorted({f"{probe_video(p).width}x{probe_video(p).height}" for p in videos})
@@ -84,8 +83,7 @@ def main() -> None:
     base = PreprocessConfig(frames=args.frames, device=args.device)
     if args.compare == "detection-size":
         baseline = run_once("full-resolution detection", records, base, 1)
-        candidate = run_once("detection_size=640", records,
-                             PreprocessConfig(frames=args.frames, detection_size=640, device=args.device), 1)
+        candidate = run_once("detection_size=640", records, PreprocessConfig(frames=args.frames, detection_size=640, device=args.device), 1)
     else:
         baseline = run_once("workers=1", records, base, 1)
         candidate = run_once("workers=2", records, base, 2)

@@ -29,7 +29,6 @@ from fakelens.sysinfo import describe_machine
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "dfdc" / "cvit__real"
 
 
-
 def crops(n: int) -> torch.Tensor:
     """(n, 3, 224, 224) uint8: real face crops when available, repeated to n."""
     import cv2

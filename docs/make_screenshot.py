@@ -26,8 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 DEFAULT_MEDIA = ROOT / "examples" / "fake_ffpp_NeuralTextures_004_982.mp4"
 DEFAULT_OUT = ROOT / "docs" / "screenshot-fake.png"
@@ -44,13 +50,22 @@ def serve(env: dict | None = None, port: int | None = None, command: list[str] |
     """Run ``streamlit run app.py`` (or ``command``) headless on a free port; yield its URL; stop it after."""
     port = port or free_port()
     command = command or [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.headless", "true", "--server.port", str(port),
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(ROOT / "app.py"),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
     ]
     log = open(os.devnull, "wb") if os.environ.get("FAKELENS_QUIET_SERVER") else None
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=log,
-                               start_new_session=True)
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=log, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
@@ -80,8 +95,7 @@ def serve(env: dict | None = None, port: int | None = None, command: list[str] |
             log.close()
 
 
-def capture(url: str, media: Path, out: Path, frames: int | None = None, threshold: float | None = None,
-            timeout_s: float = 400.0) -> dict:
+def capture(url: str, media: Path, out: Path, frames: int | None = None, threshold: float | None = None, timeout_s: float = 400.0) -> dict:
     """Upload ``media`` through the page's file widget, wait for the result, save a full-page PNG.
 
     Returns what the page showed: ``verdict`` text, ``heatmaps`` (overlay images), ``charts`` (timelines).
@@ -123,8 +137,12 @@ def capture(url: str, media: Path, out: Path, frames: int | None = None, thresho
             page.wait_for_load_state("networkidle")
             page.wait_for_timeout(2000)
             verdict = page.locator("h2").filter(has_text="Verdict:").first.inner_text()
-            found = {"verdict": verdict, "heatmaps": overlays.count(), "charts": charts.count(),
-                     "errors": page.locator('[data-testid="stException"]').count()}
+            found = {
+                "verdict": verdict,
+                "heatmaps": overlays.count(),
+                "charts": charts.count(),
+                "errors": page.locator('[data-testid="stException"]').count(),
+            }
             # Streamlit scrolls inside its main block, so grow the viewport to the content to get it all.
             height = page.evaluate(
                 "() => Math.max(document.body.scrollHeight,"
@@ -178,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=None, help="checkpoint to serve (default: the bundled model)")
     parser.add_argument("--threshold", type=float, default=None, help="set the sidebar threshold first (default: the model's)")
     parser.add_argument("--frames", type=int, default=None, help="set frames to sample first (default: the app's)")
-    parser.add_argument("--full-colour", action="store_true",
-                        help="keep every colour (default: 256 colours, about a third of the file size)")
+    parser.add_argument("--full-colour", action="store_true", help="keep every colour (default: 256 colours, about a third of the file size)")
     args = parser.parse_args(argv)
     if not CHROMIUM.exists():
         print(f"error: {CHROMIUM} not found; install Debian's chromium (apt-get install chromium)", file=sys.stderr)

@@ -71,13 +71,15 @@ def main(argv=None) -> int:
     parser.add_argument("--manifest", type=Path, required=True, help="manifest of the evaluated media")
     parser.add_argument("--split", default="test", help="its split to evaluate (default test)")
     parser.add_argument("--checkpoint", action="append", required=True, help="NAME=PATH, repeatable")
-    parser.add_argument("--groups", type=Path, default=None,
-                        help="file of leakage groups (one per line): evaluate only their rows (e.g. groups no model trained on)")
+    parser.add_argument(
+        "--groups", type=Path, default=None, help="file of leakage groups (one per line): evaluate only their rows (e.g. groups no model trained on)"
+    )
     parser.add_argument("--perturbations", default=None, help="comma list (default all of fakelens.robustness.PERTURBATIONS)")
     parser.add_argument("--calibration-manifest", type=Path, default=None, help="manifest whose val split fits the temperature")
     parser.add_argument("--out", type=Path, default=None, help="folder for generalisation.json/.md and reliability PNGs")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="folder keeping the perturbed crops (keyed by manifest, split and groups) for the next run")
+    parser.add_argument(
+        "--cache", type=Path, default=None, help="folder keeping the perturbed crops (keyed by manifest, split and groups) for the next run"
+    )
     args = parser.parse_args(argv)
 
     import torch
@@ -173,14 +175,19 @@ def _f(value) -> str:
 
 def format_markdown(report: dict) -> str:
     models = list(report["models"])
-    lines = [f"Split `{report['split']}` of `{report['manifest']}` (groups: {report.get('groups', 'all')}): "
-             f"{report['crops']} crops, {report['videos']} videos/images.", ""]
+    lines = [
+        f"Split `{report['split']}` of `{report['manifest']}` (groups: {report.get('groups', 'all')}): "
+        f"{report['crops']} crops, {report['videos']} videos/images.",
+        "",
+    ]
     lines += ["| subset | frames | videos | " + " | ".join(f"{m} frame AUC | {m} video AUC" for m in models) + " |",
               "|---|---|---|" + "---|---|" * len(models)]  # fmt: skip
     first = report["models"][models[0]]["clean"]
-    subsets = [("overall", first["overall"])] + [(f"dataset {k}", v) for k, v in first["per_dataset"].items()] + [
-        (f"method {k}", v) for k, v in first["per_method"].items()
-    ]
+    subsets = (
+        [("overall", first["overall"])]
+        + [(f"dataset {k}", v) for k, v in first["per_dataset"].items()]
+        + [(f"method {k}", v) for k, v in first["per_method"].items()]
+    )
     for label, base in subsets:
         cells = []
         for m in models:
@@ -192,14 +199,24 @@ def format_markdown(report: dict) -> str:
     lines += ["", "Robustness (overall):", "", "| perturbation | " + " | ".join(f"{m} frame AUC | {m} video AUC" for m in models) + " |",
               "|---|" + "---|---|" * len(models)]  # fmt: skip
     for name in report["models"][models[0]]["robustness"]:
-        cells = [f"{_f(report['models'][m]['robustness'][name]['frame_auc'])} | {_f(report['models'][m]['robustness'][name]['video_auc'])}" for m in models]
+        cells = [
+            f"{_f(report['models'][m]['robustness'][name]['frame_auc'])} | {_f(report['models'][m]['robustness'][name]['video_auc'])}" for m in models
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cal = [(m, report["models"][m].get("calibration")) for m in models if report["models"][m].get("calibration")]
     if cal:
-        lines += ["", "Calibration (temperature fitted on validation):", "", "| model | T | ECE val before | after | ECE test before | after |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Calibration (temperature fitted on validation):",
+            "",
+            "| model | T | ECE val before | after | ECE test before | after |",
+            "|---|---|---|---|---|---|",
+        ]
         for m, c in cal:
             e = c["ece"]
-            lines.append(f"| {m} | {c['temperature']:.3f} | {_f(e['val before'])} | {_f(e['val after'])} | {_f(e['test before'])} | {_f(e['test after'])} |")
+            lines.append(
+                f"| {m} | {c['temperature']:.3f} | {_f(e['val before'])} | {_f(e['val after'])} | {_f(e['test before'])} | {_f(e['test after'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -63,12 +63,19 @@ def main() -> None:
             "threshold_before": payload.get("threshold"),
             "threshold_after": threshold,
         }
-        print(f"temperature {temperature:.3f}: val ECE {calibration['ece_val_before']:.4f} -> {calibration['ece_val_after']:.4f}; "
-              f"threshold {payload.get('threshold'):.4f} -> {threshold:.4f}")
+        print(
+            f"temperature {temperature:.3f}: val ECE {calibration['ece_val_before']:.4f} -> {calibration['ece_val_after']:.4f}; "
+            f"threshold {payload.get('threshold'):.4f} -> {threshold:.4f}"
+        )
     DEFAULT_MODEL.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
-        DEFAULT_MODEL, model, epoch=payload.get("epoch", 0), config=payload.get("config"),
-        metrics=payload.get("metrics"), threshold=threshold, name=args.name,
+        DEFAULT_MODEL,
+        model,
+        epoch=payload.get("epoch", 0),
+        config=payload.get("config"),
+        metrics=payload.get("metrics"),
+        threshold=threshold,
+        name=args.name,
     )
     record = {
         "name": args.name,

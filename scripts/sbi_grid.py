@@ -1,6 +1,6 @@
 """A grid of self-blended samples for docs/: each real crop, its pseudo-fake as training pairs them, and the mask.
 
-    python scripts/sbi_grid.py runs/faces/manifest.csv docs/sbi_samples.png [--n 8] [--seed 0]
+python scripts/sbi_grid.py runs/faces/manifest.csv docs/sbi_samples.png [--n 8] [--seed 0]
 """
 
 from __future__ import annotations

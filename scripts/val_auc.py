@@ -15,11 +15,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from generalisation import _val_logits  # noqa: E402
 
 from fakelens.checkpoint import load_model  # noqa: E402
 from fakelens.metrics import binary_metrics, roc_auc  # noqa: E402
 from fakelens.sysinfo import describe_machine  # noqa: E402
-from generalisation import _val_logits  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument("checkpoints", nargs="+", metavar="NAME=PATH")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"| model | val AUC | val AP | items | checkpoint |\n|---|---:|---:|---:|---|")
+    print("| model | val AUC | val AP | items | checkpoint |\n|---|---:|---:|---:|---|")
     for spec in args.checkpoints:
         name, _, path = spec.partition("=")
         model, _ = load_model(path, device="cpu")

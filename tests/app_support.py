@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from shared_paths import IMAGENET_WEIGHTS as BACKBONE
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-from shared_paths import IMAGENET_WEIGHTS as BACKBONE
 
 
 def bundled_model_usable() -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from shared_paths import IMAGENET_WEIGHTS, SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,9 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from app_support import EXAMPLES, ROOT, bundled_model_usable, faceless_image, make_checkpoint, png_bytes
+from streamlit.testing.v1 import AppTest
 
 APP = ROOT / "app.py"
 #: Generous: the first analysis also exports the model to ONNX, and CI machines are slow.

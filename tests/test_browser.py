@@ -8,15 +8,13 @@ refreshed by docs/make_screenshot.py, which shares these helpers.
 from __future__ import annotations
 
 import pytest
-
 from app_support import EXAMPLES, bundled_model_usable, make_checkpoint, screenshot_tools
 
 pytestmark = pytest.mark.slow
 
 tools = screenshot_tools()
 if not tools.CHROMIUM.exists():
-    pytest.skip(f"{tools.CHROMIUM} is not installed (apt-get install chromium, or `make browser-deps`)",
-                allow_module_level=True)
+    pytest.skip(f"{tools.CHROMIUM} is not installed (apt-get install chromium, or `make browser-deps`)", allow_module_level=True)
 
 
 def test_upload_shows_verdict_heatmaps_and_timeline(tmp_path):

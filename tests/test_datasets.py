@@ -53,9 +53,7 @@ def small_celebdf(tmp_path) -> Path:
         place(root, f"Celeb-synthesis/{name}.mp4", FAKE_CLIP)
     for name in ("00000", "00001", "00002"):
         place(root, f"YouTube-real/{name}.mp4")
-    (root / "List_of_testing_videos.txt").write_text(
-        "1 YouTube-real/00000.mp4\n1 Celeb-real/id0_0001.mp4\n0 Celeb-synthesis/id0_id2_0001.mp4\n"
-    )
+    (root / "List_of_testing_videos.txt").write_text("1 YouTube-real/00000.mp4\n1 Celeb-real/id0_0001.mp4\n0 Celeb-synthesis/id0_id2_0001.mp4\n")
     return root
 
 
@@ -73,7 +71,10 @@ def test_celebdf_labels_splits_and_columns(small_celebdf):
     by_path = {r.relpath: r for r in records}
     assert len(records) == 13
     assert {p for p, r in by_path.items() if r.split == "test"} == {
-        "YouTube-real/00000.mp4", "Celeb-real/id0_0001.mp4", "Celeb-synthesis/id0_id2_0001.mp4"}
+        "YouTube-real/00000.mp4",
+        "Celeb-real/id0_0001.mp4",
+        "Celeb-synthesis/id0_id2_0001.mp4",
+    }
     for relpath, record in by_path.items():
         assert record.label == ("fake" if relpath.startswith("Celeb-synthesis/") else "real")
         assert Path(record.path).is_absolute() and Path(record.path).exists()
@@ -212,8 +213,7 @@ def test_ffpp_official_splits_and_methods(small_ffpp):
     assert len(youtube) == 6 + 3 * 2 * len(FFPP_METHODS)  # 3 pairs: 6 originals, 2 fakes per method
     for split, pairs in official.items():
         a, b = pairs[0]
-        for relpath in (f"original_sequences/youtube/c23/videos/{a}.mp4",
-                        f"manipulated_sequences/FaceShifter/c23/videos/{b}_{a}.mp4"):
+        for relpath in (f"original_sequences/youtube/c23/videos/{a}.mp4", f"manipulated_sequences/FaceShifter/c23/videos/{b}_{a}.mp4"):
             record = next(r for r in records if r.relpath == relpath)
             assert record.split == split
             assert record.group == f"ffpp:{'+'.join(sorted((a, b)))}"
@@ -302,8 +302,14 @@ def test_folder_layout_labels_groups_and_images(tmp_path):
     place(root, "unsorted/x.mp4")
     records = read_folder(root, val_fraction=0.3)
     by_path = {r.relpath: r for r in records}
-    assert set(by_path) == {"real/a.mp4", "real/deep/nested/b.mp4", "fake/method1/a.mp4", "fake/c.png",
-                            "fake/video7/0001.png", "fake/video7/0002.png"}
+    assert set(by_path) == {
+        "real/a.mp4",
+        "real/deep/nested/b.mp4",
+        "fake/method1/a.mp4",
+        "fake/c.png",
+        "fake/video7/0001.png",
+        "fake/video7/0002.png",
+    }
     assert {p for p, r in by_path.items() if r.label == "real"} == {"real/a.mp4", "real/deep/nested/b.mp4"}
     # A real and a fake with one stem share a group, and so a split; frames of one folder likewise.
     assert by_path["real/a.mp4"].group == by_path["fake/method1/a.mp4"].group == "mine:a"
@@ -321,8 +327,11 @@ def test_folder_split_folders_win(tmp_path):
     place(root, "validation/real/d.mp4")
     records = read_dataset(root, "folder", name="custom", compression="ignored")
     assert {r.relpath: r.split for r in records} == {
-        "train/real/a.mp4": "train", "train/fake/b.mp4": "train", "test/fake/c.mp4": "test",
-        "validation/real/d.mp4": "val"}
+        "train/real/a.mp4": "train",
+        "train/fake/b.mp4": "train",
+        "test/fake/c.mp4": "test",
+        "validation/real/d.mp4": "val",
+    }
     assert {r.dataset for r in records} == {"custom"}
 
 

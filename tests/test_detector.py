@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from fakelens import Detector
 from fakelens.backends import OnnxBackend, TorchBackend, export_onnx
@@ -100,8 +100,17 @@ def run_cli(*args, timeout=600):
 def test_predict_json_lines_and_exit_code(checkpoint, examples, tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_text("not a video")
-    result = run_cli("predict", "--json", "--frames", "4", "--checkpoint", str(checkpoint),
-                     str(examples / "real_dfdc_aayrffkzxn.mp4"), str(bad), str(examples / "real_ffpp_ex_original.png"))
+    result = run_cli(
+        "predict",
+        "--json",
+        "--frames",
+        "4",
+        "--checkpoint",
+        str(checkpoint),
+        str(examples / "real_dfdc_aayrffkzxn.mp4"),
+        str(bad),
+        str(examples / "real_ffpp_ex_original.png"),
+    )
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["label"] for r in rows][1] == "ERROR"
     assert result.returncode == 1  # one input failed

@@ -68,8 +68,13 @@ def test_version_and_doctor_commands(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("fakelens 0.")
-    for label, distribution in [("torch", "torch"), ("onnxruntime", "onnxruntime"), ("OpenCV", "opencv-python-headless"),
-                                ("PyAV", "av"), ("Streamlit", "streamlit")]:
+    for label, distribution in [
+        ("torch", "torch"),
+        ("onnxruntime", "onnxruntime"),
+        ("OpenCV", "opencv-python-headless"),
+        ("PyAV", "av"),
+        ("Streamlit", "streamlit"),
+    ]:
         line = next(line for line in lines if line.split()[0] == label)
         assert metadata.version(distribution) in line, line
     assert lines[-1].startswith("lock: ") and str(RUNTIME_LOCK) in lines[-1]
@@ -77,10 +82,10 @@ def test_version_and_doctor_commands(tmp_path):
 
     bad = tmp_path / "bad.lock"
     bad.write_text("torch==0.0.1\n")
-    out = subprocess.run([sys.executable, "-m", "fakelens", "doctor", "--lock", str(bad)], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run([sys.executable, "-m", "fakelens", "doctor", "--lock", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert out.stdout.splitlines()[-1].startswith(f"lock: NOT satisfied: 1 of 1 pins of {bad} differ: torch ")
-    out = subprocess.run([sys.executable, "-m", "fakelens", "doctor", "--lock", str(tmp_path / "none.lock")],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "fakelens", "doctor", "--lock", str(tmp_path / "none.lock")], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 1 and "lock file not found" in out.stderr

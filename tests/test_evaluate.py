@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared_paths import IMAGENET_WEIGHTS
 from sklearn import metrics as skm
 
 from fakelens.checkpoint import load_model, save_checkpoint
 from fakelens.data import load_crop, manifest_from_face_images, read_manifest
 from fakelens.evaluate import evaluate, predict_crops, predict_manifest, write_report
 from fakelens.model import DeepfakeClassifier, load_backbone_weights
-
-from shared_paths import IMAGENET_WEIGHTS
 
 WEIGHTS = IMAGENET_WEIGHTS
 THRESHOLD = 0.4321

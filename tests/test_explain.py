@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from shared_paths import IMAGENET_WEIGHTS
 
 from fakelens.constants import CAM_METHODS, DEFAULT_CAM_METHOD
 from fakelens.explain import (
@@ -39,8 +40,6 @@ from fakelens.explain import (
 )
 from fakelens.media import read_image
 from fakelens.model import DeepfakeClassifier, load_backbone_weights, preprocess_crops
-
-from shared_paths import IMAGENET_WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -100,9 +100,10 @@ def test_no_face_gives_no_crops(extractor, examples):
 def test_faces_command_writes_crops_and_json(tmp_path, examples):
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "fakelens", "faces", str(examples / "real_dfdc_aayrffkzxn.mp4"),
-         "--out", str(out), "--frames", "6"],
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "fakelens", "faces", str(examples / "real_dfdc_aayrffkzxn.mp4"), "--out", str(out), "--frames", "6"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     folder = out / "real_dfdc_aayrffkzxn"
@@ -135,7 +136,9 @@ def test_faces_command_reports_bad_input(tmp_path):
     bad.write_text("not a video")
     result = subprocess.run(
         [sys.executable, "-m", "fakelens", "faces", str(bad), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "bad.mp4" in result.stdout and "Traceback" not in result.stderr

@@ -80,7 +80,7 @@ def test_exif_orientation_is_applied(tmp_path, face_image):
 def test_converts_modes_to_rgb8(tmp_path, face_image, mode):
     source = Image.fromarray(face_image)
     if mode == "I;16":
-        gray16 = (np.asarray(source.convert("L")).astype(np.uint16) * 257)
+        gray16 = np.asarray(source.convert("L")).astype(np.uint16) * 257
         source = Image.fromarray(gray16)
     elif mode == "P":
         source = source.convert("P", palette=Image.Palette.ADAPTIVE)
@@ -136,9 +136,7 @@ def test_short_clip_gives_every_frame(tmp_path, small_frames):
     assert [f.index for f in read_video(path, num_frames=32)] == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize(
-    "suffix,codec", [(".avi", "mpeg4"), (".mov", "libx264"), (".mkv", "libx264"), (".webm", "libvpx-vp9")]
-)
+@pytest.mark.parametrize("suffix,codec", [(".avi", "mpeg4"), (".mov", "libx264"), (".mkv", "libx264"), (".webm", "libvpx-vp9")])
 def test_reads_each_container(tmp_path, small_frames, suffix, codec):
     path = encode_clip(tmp_path / f"clip{suffix}", small_frames, codec=codec)
     info = probe_video(path)

@@ -18,8 +18,8 @@ from PIL import Image
 
 from fakelens.cli import main
 from fakelens.data import read_celebdf, read_manifest
-from fakelens.preprocess import PreprocessConfig, parse_shard, part_path, preprocess
 from fakelens.errors import FakelensError
+from fakelens.preprocess import PreprocessConfig, parse_shard, part_path, preprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -27,8 +27,25 @@ REAL_CLIP = EXAMPLES / "real_dfdc_aayrffkzxn.mp4"  # 256x256 DFDC face clips, ~1
 FAKE_CLIP = EXAMPLES / "fake_dfdc_abhggqdift.mp4"
 
 #: The manifest columns of docs/ARCHITECTURE.md, spelled out so a change there breaks this test.
-COLUMNS = ["crop_path", "video", "frame_index", "timestamp", "track", "x1", "y1", "x2", "y2", "prob",
-           "landmarks", "crop_landmarks", "label", "split", "group", "method", "dataset"]
+COLUMNS = [
+    "crop_path",
+    "video",
+    "frame_index",
+    "timestamp",
+    "track",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "prob",
+    "landmarks",
+    "crop_landmarks",
+    "label",
+    "split",
+    "group",
+    "method",
+    "dataset",
+]
 #: Fast settings: few frames, and MTCNN need not look for faces under 40 px in 256x256 clips.
 FAST = ["--frames", "2", "--min-face-size", "40", "--no-progress"]
 
@@ -115,7 +132,12 @@ def test_manifest_crops_and_failures(full_run, celebdf, capsys):
     for row in rows:
         record = records[row["video"]]
         assert (row["label"], row["split"], row["group"], row["method"], row["dataset"]) == (
-            record.label, record.split, record.group, record.method, record.dataset)
+            record.label,
+            record.split,
+            record.group,
+            record.method,
+            record.dataset,
+        )
         assert row["crop_path"].startswith(f"crops/{row['video']}/")
         with Image.open(out / row["crop_path"]) as image:
             assert (image.format, image.mode, image.size) == ("JPEG", "RGB", (224, 224))
@@ -164,8 +186,12 @@ def test_shards_merge_to_the_full_run(full_run, celebdf, tmp_path):
     shards = []
     for index in range(2):
         out = tmp_path / f"shard{index}"
-        assert main(["preprocess", str(celebdf), "--dataset", "celebdf", "--out", str(out),
-                     "--cross-identity", "target", "--shard", f"{index}/2", *FAST]) == 0
+        assert (
+            main(
+                ["preprocess", str(celebdf), "--dataset", "celebdf", "--out", str(out), "--cross-identity", "target", "--shard", f"{index}/2", *FAST]
+            )
+            == 0
+        )
         shards.append(out)
         summary = json.loads((out / f"summary_shard-{index}-of-2.json").read_text())
         assert summary["shard"] == f"{index}/2"
@@ -184,9 +210,26 @@ def test_shards_merge_to_the_full_run(full_run, celebdf, tmp_path):
 def test_resume_after_kill_9(celebdf, tmp_path):
     """kill -9 a two-worker run after its first video, clutter the folder, run again: all done once."""
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "fakelens", "preprocess", str(celebdf), "--dataset", "celebdf",
-               "--out", str(out), "--cross-identity", "target", "--workers", "2", "--frames", "6",
-               "--min-face-size", "40", "--no-progress"]
+    command = [
+        sys.executable,
+        "-m",
+        "fakelens",
+        "preprocess",
+        str(celebdf),
+        "--dataset",
+        "celebdf",
+        "--out",
+        str(out),
+        "--cross-identity",
+        "target",
+        "--workers",
+        "2",
+        "--frames",
+        "6",
+        "--min-face-size",
+        "40",
+        "--no-progress",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     children: set[int] = set()

@@ -8,8 +8,8 @@ import json
 
 import numpy as np
 import pytest
-
 from app_support import EXAMPLES, faceless_image, make_checkpoint
+
 from fakelens import report
 from fakelens.media import load_frames
 
@@ -26,8 +26,14 @@ def detector(tmp_path_factory):
 @pytest.fixture(scope="module")
 def video_analysis(detector):
     stages = []
-    analysis = report.analyse(detector, EXAMPLES / "fake_ffpp_NeuralTextures_004_982.mp4", name="clip.mp4",
-                              method="gradcam", top_k=2, progress=lambda s, f: stages.append((s, f)))
+    analysis = report.analyse(
+        detector,
+        EXAMPLES / "fake_ffpp_NeuralTextures_004_982.mp4",
+        name="clip.mp4",
+        method="gradcam",
+        top_k=2,
+        progress=lambda s, f: stages.append((s, f)),
+    )
     return analysis, stages
 
 
@@ -137,10 +143,13 @@ def test_contact_sheet_layout():
 def test_most_suspicious_puts_the_verdict_track_first():
     from fakelens.detector import FaceScore, Prediction, TrackScore
 
-    faces = [FaceScore(i, i / 10, track, (0, 0, 1, 1), 1.0, score, (0, 0, 1, 1))
-             for i, (track, score) in enumerate([(0, 0.2), (1, 0.95), (0, 0.7), (0, 0.6), (1, 0.1)])]
-    prediction = Prediction("x", "video", "FAKE", 0.5, 0.5, "mean", 0.0, 0,
-                            [TrackScore(0, 0.5, 3), TrackScore(1, 0.525, 2)], faces, 5, [], "m", "torch", {})
+    faces = [
+        FaceScore(i, i / 10, track, (0, 0, 1, 1), 1.0, score, (0, 0, 1, 1))
+        for i, (track, score) in enumerate([(0, 0.2), (1, 0.95), (0, 0.7), (0, 0.6), (1, 0.1)])
+    ]
+    prediction = Prediction(
+        "x", "video", "FAKE", 0.5, 0.5, "mean", 0.0, 0, [TrackScore(0, 0.5, 3), TrackScore(1, 0.525, 2)], faces, 5, [], "m", "torch", {}
+    )
     assert report.most_suspicious(prediction, 4) == [2, 3, 0, 1]
     assert report.most_suspicious(prediction, 0) == []
     assert report.faces_per_track(prediction, per_track=2) == {0: [0, 3], 1: [1, 4]}

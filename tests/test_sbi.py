@@ -120,12 +120,14 @@ def test_paired_dataset_gives_real_and_its_own_pseudo_fake(shared_data):
     sampler = PairedSampler(items, num_samples=8, seed=0)
     keys = list(sampler)
     assert len(keys) == len(sampler) == 8
-    for (real_key, sbi_key) in zip(keys[::2], keys[1::2]):
+    for real_key, sbi_key in zip(keys[::2], keys[1::2]):
         assert dataset.items[real_key[0]][1] == "real" and dataset.items[sbi_key[0]][1] == "sbi"
         assert dataset.items[real_key[0]][0] == dataset.items[sbi_key[0]][0] and real_key[1] == sbi_key[1]
         real, target = dataset.get_image(real_key)
         fake, fake_target = dataset.get_image(sbi_key)
         assert (target, fake_target) == (0, 1)
         image, landmarks = load_crop(dataset.rows[dataset.items[real_key[0]][0]])
-        blended = self_blend(image, landmarks, __import__("fakelens.data", fromlist=["sample_rng"]).sample_rng(0, 0, 0, dataset.items[real_key[0]][0], real_key[1], 1))
+        blended = self_blend(
+            image, landmarks, __import__("fakelens.data", fromlist=["sample_rng"]).sample_rng(0, 0, 0, dataset.items[real_key[0]][0], real_key[1], 1)
+        )
         assert np.array_equal(real, blended.real) and np.array_equal(fake, blended.image)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from shared_paths import IMAGENET_WEIGHTS
 
 from fakelens.checkpoint import load_checkpoint, load_model, save_checkpoint
 from fakelens.data import (
@@ -33,8 +34,6 @@ from fakelens.metrics import roc_auc
 from fakelens.model import DeepfakeClassifier, load_backbone_weights, preprocess_crops
 from fakelens.train import TrainConfig, TrainingError, lr_factor, train
 
-from shared_paths import IMAGENET_WEIGHTS
-
 WEIGHTS = IMAGENET_WEIGHTS
 
 
@@ -52,8 +51,15 @@ def make_manifest(shared_data: Path, out_dir: Path, n_train: int = 4, n_val: int
         splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
         for r, split in zip(pool, splits):
             entries.append(
-                dict(path=shared_data / r["path"], label=label, split=split, group=r["group"], video=r["group"],
-                     method=r["method"] or "", dataset=r["dataset"])  # fmt: skip
+                dict(
+                    path=shared_data / r["path"],
+                    label=label,
+                    split=split,
+                    group=r["group"],
+                    video=r["group"],
+                    method=r["method"] or "",
+                    dataset=r["dataset"],
+                )  # fmt: skip
             )
     return manifest_from_face_images(entries, out_dir)
 

@@ -128,9 +128,7 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def make_backend(
-    classifier: DeepfakeClassifier, backend: str = "auto", device: str | torch.device | None = None
-) -> TorchBackend | OnnxBackend:
+def make_backend(classifier: DeepfakeClassifier, backend: str = "auto", device: str | torch.device | None = None) -> TorchBackend | OnnxBackend:
     """Pick the engine: ``"auto"`` is ONNX Runtime on a CPU when installed, else PyTorch.
 
     The ONNX file is exported once per set of weights into :func:`cache_dir`; if export or loading

@@ -139,8 +139,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: corrupt or not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path}: not a fakelens checkpoint (no format={FORMAT!r} entry); "
-            "for ImageNet backbone weights use --init / model.load_backbone_weights"
+            f"{path}: not a fakelens checkpoint (no format={FORMAT!r} entry); for ImageNet backbone weights use --init / model.load_backbone_weights"
         )
     if int(payload.get("version", 0)) > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {payload['version']} is newer than this fakelens ({VERSION})")

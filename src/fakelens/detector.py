@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -241,7 +241,7 @@ class Detector:
     # ------------------------------------------------------------------ construction
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, **kwargs) -> "Detector":
+    def from_checkpoint(cls, path: str | Path, **kwargs) -> Detector:
         """A detector over any checkpoint written by ``fakelens train`` (loaded with ``weights_only=True``)."""
         from fakelens.checkpoint import load_model
 
@@ -249,7 +249,7 @@ class Detector:
         return cls(model, info, **kwargs)
 
     @classmethod
-    def default(cls, **kwargs) -> "Detector":
+    def default(cls, **kwargs) -> Detector:
         """The bundled model (trained on the media credited in MODEL_CARD.md), checksum verified."""
         return cls.from_checkpoint(verify_default_model(), **kwargs)
 

@@ -139,8 +139,10 @@ def report(lock: str | Path | None = None) -> str:
     """Multi-line text: fakelens, Python and platform, the key packages, and the lock's status."""
     from fakelens import __version__
 
-    lines = [f"fakelens {__version__} ({Path(__file__).parent})",
-             f"Python {platform.python_version()} ({sys.executable}) on {platform.system()} {platform.machine()}"]
+    lines = [
+        f"fakelens {__version__} ({Path(__file__).parent})",
+        f"Python {platform.python_version()} ({sys.executable}) on {platform.system()} {platform.machine()}",
+    ]
     width = max(len(label) for label, _ in KEY_PACKAGES)
     for label, distributions in KEY_PACKAGES:
         found = installed_version(*distributions)

@@ -19,9 +19,9 @@ import csv
 import io
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -29,8 +29,8 @@ from torch import nn
 
 from fakelens import atomic
 from fakelens.constants import sigmoid
-from fakelens.device import resolve_device
 from fakelens.data import CropDataset, ManifestError, ManifestRow, collate, normalize_batch, read_manifest, worker_init
+from fakelens.device import resolve_device
 from fakelens.metrics import AGGREGATIONS, BinaryMetrics, aggregate_videos, binary_metrics, json_safe
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,7 @@ def predict_manifest(
 
 
 @torch.inference_mode()
-def predict_crops(
-    model: nn.Module, crops: np.ndarray | Sequence[np.ndarray], batch_size: int = 64, device: str | torch.device = "cpu"
-) -> np.ndarray:
+def predict_crops(model: nn.Module, crops: np.ndarray | Sequence[np.ndarray], batch_size: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
     """P(fake) of (N, 224, 224, 3) uint8 RGB crops (or a list of them), as float64 (N,)."""
     from fakelens.model import preprocess_crops
 

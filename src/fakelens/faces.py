@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -130,7 +131,7 @@ def _alignment_transform(landmarks: np.ndarray, size: int, margin: float) -> np.
 
 def crop_face(
     image: np.ndarray,
-    face: "Face",
+    face: Face,
     size: int = 224,
     margin: float = 0.3,
     align: bool = False,
@@ -164,7 +165,7 @@ def pad_frame(image: np.ndarray, fraction: float = PAD_FRACTION) -> tuple[np.nda
     return cv2.copyMakeBorder(np.ascontiguousarray(image), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0)), pad
 
 
-def _unpad(faces: list["Face"], pad: int) -> list["Face"]:
+def _unpad(faces: list[Face], pad: int) -> list[Face]:
     """Faces found on a padded canvas, in the original frame's pixels."""
     return [
         dataclasses.replace(
@@ -176,7 +177,7 @@ def _unpad(faces: list["Face"], pad: int) -> list["Face"]:
     ]
 
 
-def detect_faces(detector: "MTCNN", images: Sequence[np.ndarray], pad_max_side: int = PAD_MAX_SIDE) -> list[list["Face"]]:
+def detect_faces(detector: MTCNN, images: Sequence[np.ndarray], pad_max_side: int = PAD_MAX_SIDE) -> list[list[Face]]:
     """Faces in each image, detecting small (tight) images on a padded canvas and retrying padded where
     nothing was found (see the module docstring). ``pad_max_side=0`` pads only for the retry."""
     images = list(images)
@@ -187,13 +188,13 @@ def detect_faces(detector: "MTCNN", images: Sequence[np.ndarray], pad_max_side: 
     retry = [k for k, found in enumerate(faces) if not found and k not in padded]
     if retry:
         canvases = [pad_frame(images[k]) for k in retry]
-        for k, (canvas, pad), found in zip(retry, canvases, detector.detect([c for c, _ in canvases])):
+        for k, (_, pad), found in zip(retry, canvases, detector.detect([c for c, _ in canvases])):
             faces[k] = _unpad(found, pad)
     return faces
 
 
 def link_tracks(
-    faces_per_frame: Sequence[Sequence["Face"]],
+    faces_per_frame: Sequence[Sequence[Face]],
     min_iou: float = 0.2,
     max_jump: float = 1.0,
     min_track_fraction: float = 0.25,
@@ -271,7 +272,7 @@ class FaceExtractor:
 
     def __init__(
         self,
-        detector: "MTCNN | None" = None,
+        detector: MTCNN | None = None,
         num_frames: int = 32,
         keep: str = "largest",
         size: int = 224,
@@ -293,11 +294,11 @@ class FaceExtractor:
         self.align = align
         self.batch_size = batch_size
 
-    def detect(self, frames: Sequence[Frame], progress: bool = False) -> list[list["Face"]]:
+    def detect(self, frames: Sequence[Frame], progress: bool = False) -> list[list[Face]]:
         """Faces in each frame, from batched detector calls."""
         from tqdm.auto import tqdm
 
-        faces: list[list["Face"]] = []
+        faces: list[list[Face]] = []
         bar = tqdm(total=len(frames), desc="finding faces", unit="frame", disable=not progress, leave=False)
         for start in range(0, len(frames), self.batch_size):
             batch = [f.image for f in frames[start : start + self.batch_size]]
@@ -310,10 +311,7 @@ class FaceExtractor:
         """Face crops of already-decoded frames, in frame order then track order."""
         faces_per_frame = self.detect(frames, progress=progress)
         if self.keep == "largest":
-            faces_per_frame = [
-                [largest_face(faces)] if faces else []
-                for faces in faces_per_frame
-            ]
+            faces_per_frame = [[largest_face(faces)] if faces else [] for faces in faces_per_frame]
             tracks = [[0] * len(faces) for faces in faces_per_frame]
         else:
             tracks = link_tracks(faces_per_frame)
@@ -344,7 +342,7 @@ class FaceExtractor:
         return self.extract_frames(frames, progress=progress)
 
 
-def largest_face(faces: Sequence["Face"]) -> "Face":
+def largest_face(faces: Sequence[Face]) -> Face:
     """The face with the largest box (ties: the most probable): the subject of a dataset crop or a portrait."""
     return max(faces, key=lambda f: (f.area, f.prob))
 

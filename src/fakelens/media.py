@@ -174,8 +174,7 @@ def read_image(path: str | Path) -> np.ndarray:
             if width * height > MAX_IMAGE_PIXELS:
                 raise MediaError(
                     path,
-                    f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the "
-                    f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP limit; downscale it first",
+                    f"image is {width}x{height} ({width * height / 1e6:.0f} MP), above the {MAX_IMAGE_PIXELS / 1e6:.0f} MP limit; downscale it first",
                 )
             image.load()
             image = ImageOps.exif_transpose(image)
@@ -305,9 +304,7 @@ def read_video(
     usable = info.frame_count
     if info.duration > max_duration:
         usable = max(1, int(max_duration * info.fps))
-        log.warning(
-            "%s lasts %.0f s; sampling only its first %.0f s", path.name, info.duration, max_duration
-        )
+        log.warning("%s lasts %.0f s; sampling only its first %.0f s", path.name, info.duration, max_duration)
     wanted = sample_indices(usable, num_frames)
     frames: list[Frame] = []
     container = _open_container(path)

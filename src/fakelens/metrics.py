@@ -25,8 +25,8 @@ Metrics that need both classes (AUC, AP, EER) are ``None`` when a set holds only
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -291,9 +291,7 @@ class VideoScores:
         }
 
 
-def aggregate_videos(
-    videos: Sequence[str], scores, labels, strategy: str = "mean"
-) -> VideoScores:
+def aggregate_videos(videos: Sequence[str], scores, labels, strategy: str = "mean") -> VideoScores:
     """Group frame scores by video id and aggregate each group with ``strategy`` (``"mean"`` or ``"confident"``).
 
     Every frame of a video must carry the same label; a video with mixed labels raises ``ValueError``.

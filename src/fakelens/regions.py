@@ -12,7 +12,7 @@ number per region, which ``fakelens explain --gallery`` prints per true class.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

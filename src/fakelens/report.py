@@ -18,9 +18,10 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -61,12 +62,12 @@ ProgressCallback = Callable[[str, float], None]
 # --------------------------------------------------------------------------- export
 
 
-def to_json(prediction: "Prediction", indent: int | None = 2) -> str:
+def to_json(prediction: Prediction, indent: int | None = 2) -> str:
     """The prediction's full JSON report (``Prediction.to_dict()``), newline-terminated."""
     return json.dumps(prediction.to_dict(), indent=indent) + "\n"
 
 
-def face_rows(prediction: "Prediction") -> list[dict]:
+def face_rows(prediction: Prediction) -> list[dict]:
     """A row per face (columns :data:`CSV_COLUMNS`): where it is, its P(fake) and its track's."""
     track_scores = {t.track: t.score for t in prediction.tracks}
     rows = []
@@ -93,7 +94,7 @@ def face_rows(prediction: "Prediction") -> list[dict]:
     return rows
 
 
-def to_csv(prediction: "Prediction") -> str:
+def to_csv(prediction: Prediction) -> str:
     """:func:`face_rows` as CSV text with a header (just the header when no face was found)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
@@ -102,11 +103,10 @@ def to_csv(prediction: "Prediction") -> str:
     return buffer.getvalue()
 
 
-def timeline_rows(prediction: "Prediction") -> list[dict]:
+def timeline_rows(prediction: Prediction) -> list[dict]:
     """Per-face points for a score-over-time chart: ``timestamp``, ``frame_index``, ``track``, ``score``."""
     return [
-        {"timestamp": round(f.timestamp, 3), "frame_index": f.frame_index, "track": f"face {f.track}", "score": f.score}
-        for f in prediction.faces
+        {"timestamp": round(f.timestamp, 3), "frame_index": f.frame_index, "track": f"face {f.track}", "score": f.score} for f in prediction.faces
     ]
 
 
@@ -121,7 +121,7 @@ def png_bytes(image: np.ndarray) -> bytes:
 # --------------------------------------------------------------------------- choosing faces and frames
 
 
-def most_suspicious(prediction: "Prediction", k: int = DEFAULT_TOP_K) -> list[int]:
+def most_suspicious(prediction: Prediction, k: int = DEFAULT_TOP_K) -> list[int]:
     """Indices into ``prediction.faces`` of the ``k`` highest P(fake), highest first.
 
     The verdict's track comes first so that the faces explained are the ones behind the verdict;
@@ -134,7 +134,7 @@ def most_suspicious(prediction: "Prediction", k: int = DEFAULT_TOP_K) -> list[in
     return order[: max(0, k)]
 
 
-def faces_per_track(prediction: "Prediction", per_track: int = 6) -> dict[int, list[int]]:
+def faces_per_track(prediction: Prediction, per_track: int = 6) -> dict[int, list[int]]:
     """For each track, up to ``per_track`` face indices spread evenly over its frames."""
     by_track: dict[int, list[int]] = {}
     for i, face in enumerate(prediction.faces):
@@ -166,7 +166,7 @@ def frames_at(path: str | Path, indices: Sequence[int], num_frames: int) -> dict
 # --------------------------------------------------------------------------- drawing
 
 
-def annotate_frame(frame: np.ndarray, faces: Sequence["FaceScore"], threshold: float) -> np.ndarray:
+def annotate_frame(frame: np.ndarray, faces: Sequence[FaceScore], threshold: float) -> np.ndarray:
     """The frame with each face's box and P(fake): red at or above ``threshold``, green below."""
     image = np.ascontiguousarray(frame).copy()
     height, width = image.shape[:2]
@@ -180,8 +180,7 @@ def annotate_frame(frame: np.ndarray, faces: Sequence["FaceScore"], threshold: f
         (text_w, text_h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, y1 - text_h - base - 4)
         cv2.rectangle(image, (x1, top), (x1 + text_w + 6, top + text_h + base + 4), colour, -1)
-        cv2.putText(image, text, (x1 + 3, top + text_h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    max(1, thickness - 1), cv2.LINE_AA)
+        cv2.putText(image, text, (x1 + 3, top + text_h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, thickness - 1), cv2.LINE_AA)
     return image
 
 
@@ -208,7 +207,7 @@ def contact_sheet(images: Sequence[np.ndarray], captions: Sequence[str], columns
     return sheet
 
 
-def annotated_sheet(prediction: "Prediction", frames: dict[int, np.ndarray], count: int = DEFAULT_SHEET_FRAMES) -> np.ndarray | None:
+def annotated_sheet(prediction: Prediction, frames: dict[int, np.ndarray], count: int = DEFAULT_SHEET_FRAMES) -> np.ndarray | None:
     """Up to ``count`` of the given frames (spread over time) with their faces boxed and scored.
 
     None when ``frames`` holds no frame with a face.
@@ -218,10 +217,7 @@ def annotated_sheet(prediction: "Prediction", frames: dict[int, np.ndarray], cou
     if not chosen:
         return None
     times = dict(prediction.frame_times)
-    images = [
-        annotate_frame(frames[i], [f for f in prediction.faces if f.frame_index == i], prediction.threshold)
-        for i in chosen
-    ]
+    images = [annotate_frame(frames[i], [f for f in prediction.faces if f.frame_index == i], prediction.threshold) for i in chosen]
     captions = [f"frame {i}  t={times.get(i, 0.0):.2f}s" for i in chosen]
     return contact_sheet(images, captions)
 
@@ -229,12 +225,12 @@ def annotated_sheet(prediction: "Prediction", frames: dict[int, np.ndarray], cou
 # --------------------------------------------------------------------------- explanations
 
 
-def explanation_target(prediction: "Prediction") -> str:
+def explanation_target(prediction: Prediction) -> str:
     """What the heatmaps explain: the evidence for the verdict ("fake" for FAKE, "real" otherwise)."""
     return "fake" if prediction.label == "FAKE" else "real"
 
 
-def explain_faces(detector: "Detector", prediction: "Prediction", indices: Sequence[int], method: str) -> np.ndarray:
+def explain_faces(detector: Detector, prediction: Prediction, indices: Sequence[int], method: str) -> np.ndarray:
     """(K, 224, 224) heatmaps in [0, 1] for the faces ``indices`` of ``prediction``, by ``method``.
 
     The target is :func:`explanation_target`, so a FAKE verdict shows what pushed towards FAKE.
@@ -256,13 +252,13 @@ class Analysis:
     ``suspicious`` faces; ``sheet`` is the annotated contact sheet (None without faces).
     """
 
-    prediction: "Prediction"
+    prediction: Prediction
     suspicious: list[int]
     frames: dict[int, np.ndarray] = field(repr=False)
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     sheet: np.ndarray | None = field(default=None, repr=False)
 
-    def explain(self, detector: "Detector", method: str) -> np.ndarray:
+    def explain(self, detector: Detector, method: str) -> np.ndarray:
         """Heatmaps of the suspicious faces by ``method``, computed once per method."""
         from fakelens.explain import resolve_method
 
@@ -299,7 +295,7 @@ class Analysis:
 
 
 def analyse(
-    detector: "Detector",
+    detector: Detector,
     path: str | Path,
     name: str | None = None,
     num_frames: int | None = None,

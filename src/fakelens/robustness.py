@@ -11,7 +11,7 @@ input frame and sent back through the same detection and cropping path ``predict
 from __future__ import annotations
 
 import io
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np

@@ -52,9 +52,9 @@ from fakelens.data import (
     Augmenter,
     BalancedSampler,
     CropDataset,
-    PairedSampler,
     ManifestError,
     ManifestRow,
+    PairedSampler,
     atomic_write_text,
     collate,
     kind_weights,
@@ -162,9 +162,7 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) 
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def _set_phase(
-    model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool, freeze_blocks: int = 0, backbone_params: str = "all"
-) -> None:
+def _set_phase(model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool, freeze_blocks: int = 0, backbone_params: str = "all") -> None:
     """Train mode with the backbone (un)frozen and its batch norm statistics frozen or not; the first
     ``freeze_blocks`` blocks stay frozen throughout; with ``backbone_params="norm"`` only the backbone's batch
     norm affine parameters train."""
@@ -257,7 +255,7 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     train_set: CropDataset
-    sampler: torch.utils.data.Sampler
+    sampler: BalancedSampler | PairedSampler
     val_set: CropDataset | None
     val_fakes: str | None
     stored_config: dict
@@ -286,7 +284,12 @@ def _train(cfg: TrainConfig, info: DistInfo, device: torch.device) -> TrainResul
         epochs_this_run += 1
         if stopped_early:
             if info.is_main:
-                log.info("early stopping: no better val AUC for %d epochs (best %s at epoch %s)", standing.since_best, _fmt(standing.best_auc), standing.best_epoch)
+                log.info(
+                    "early stopping: no better val AUC for %d epochs (best %s at epoch %s)",
+                    standing.since_best,
+                    _fmt(standing.best_auc),
+                    standing.best_epoch,
+                )
             break
         if cfg.stop_after and epochs_this_run >= cfg.stop_after and not finished:
             if info.is_main:
@@ -316,7 +319,9 @@ def _resolve_config(cfg: TrainConfig, info: DistInfo) -> tuple[TrainConfig, dict
     saved = TrainConfig.from_dict(payload["config"])
     cfg = dataclasses.replace(saved, **{k: getattr(cfg, k) for k in RUNTIME_FIELDS})
     if not payload["extra"].get("finished") and int(payload["extra"].get("world_size", 1)) != info.world_size:
-        log.warning("resuming with %d processes instead of %d: the result will not be identical", info.world_size, payload["extra"].get("world_size", 1))
+        log.warning(
+            "resuming with %d processes instead of %d: the result will not be identical", info.world_size, payload["extra"].get("world_size", 1)
+        )
     _validate_config(cfg)
     return cfg, payload
 
@@ -387,7 +392,10 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
     out = Path(cfg.out)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", config_yaml(cfg, {k: stored_config[k] for k in ("manifest_sha256", "world_size", "init_description") if k in stored_config}))
+        atomic_write_text(
+            out / "config.yaml",
+            config_yaml(cfg, {k: stored_config[k] for k in ("manifest_sha256", "world_size", "init_description") if k in stored_config}),
+        )
         log.info(
             "training on %d crops (%s), validating on %d items (fakes from %s); %d process(es) on %s, init: %s",
             len(train_rows), ", ".join(f"{k} {kinds.count(k)}" for k in KINDS if kinds.count(k)),

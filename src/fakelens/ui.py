@@ -45,9 +45,11 @@ THUMBNAILS_PER_TRACK = 8
 KEPT_ANALYSES = 4
 MODEL_CARD = Path(__file__).parent / "MODEL_CARD.md"
 #: Shown instead of the example buttons where no examples folder is found (an install from a wheel).
-NO_EXAMPLES_TEXT = ("No example media are installed here: the examples ship with the source repository, not with "
-                    "the package. Upload a video or an image above, or set FAKELENS_EXAMPLES to a folder of "
-                    "example media and restart the app.")
+NO_EXAMPLES_TEXT = (
+    "No example media are installed here: the examples ship with the source repository, not with "
+    "the package. Upload a video or an image above, or set FAKELENS_EXAMPLES to a folder of "
+    "example media and restart the app."
+)
 #: The method picker's labels: each method's display name (fakelens.constants.CAM_METHODS), two with a note.
 METHOD_NOTES = {"scorecam": " (slow, gradient-free)", "eigencam": " (class-agnostic)"}
 METHOD_LABELS = {name: label + METHOD_NOTES.get(name, "") for name, label in CAM_METHODS.items()}
@@ -98,7 +100,7 @@ def max_upload_mb() -> int:
     """The upload limit in MB: Streamlit's ``server.maxUploadSize`` (set in .streamlit/config.toml or by ``fakelens app``)."""
     try:
         return int(st.get_option("server.maxUploadSize"))
-    except Exception:  # option missing in some embedding: fall back to our own limit
+    except Exception:  # noqa: BLE001 - option missing in some embedding: fall back to our own limit
         return DEFAULT_MAX_UPLOAD_MB
 
 
@@ -191,32 +193,52 @@ def sidebar(detector) -> dict:
 
     st.sidebar.header("Settings")
     frames = st.sidebar.number_input(
-        "Frames to sample (videos)", min_value=1, max_value=128, value=DEFAULT_FRAMES, step=1, key="frames",
+        "Frames to sample (videos)",
+        min_value=1,
+        max_value=128,
+        value=DEFAULT_FRAMES,
+        step=1,
+        key="frames",
         help="Frames spread evenly over the video. More frames: steadier verdicts, slower analysis.",
     )
     default = min(0.99, max(0.01, round(float(detector.threshold), 2)))
     threshold = st.sidebar.slider(
-        "Threshold on P(fake)", min_value=0.01, max_value=0.99, value=default, step=0.01,
-        key="threshold", help=f"FAKE when a face track's P(fake) reaches it. The model's own: {detector.threshold:.3f}, chosen on validation data.",
+        "Threshold on P(fake)",
+        min_value=0.01,
+        max_value=0.99,
+        value=default,
+        step=0.01,
+        key="threshold",
+        help=f"FAKE when a face track's P(fake) reaches it. The model's own: {detector.threshold:.3f}, chosen on validation data.",
     )
     aggregate = st.sidebar.selectbox(
-        "Aggregation over frames", ["mean", "confident"], key="aggregate",
+        "Aggregation over frames",
+        ["mean", "confident"],
+        key="aggregate",
         help="How a face track's frame scores make one score: their mean, or 'confident' (the DFDC winner's: "
-             "average the confident frames when there are enough of them).",
+        "average the confident frames when there are enough of them).",
     )
     methods = Explainer.methods()
     method = st.sidebar.selectbox(
-        "Explanation method", methods, index=methods.index(DEFAULT_CAM_METHOD) if DEFAULT_CAM_METHOD in methods else 0,
-        format_func=lambda m: METHOD_LABELS.get(m, m), key="method",
+        "Explanation method",
+        methods,
+        index=methods.index(DEFAULT_CAM_METHOD) if DEFAULT_CAM_METHOD in methods else 0,
+        format_func=lambda m: METHOD_LABELS.get(m, m),
+        key="method",
         help="Which class-activation map colours the regions behind the score. Switching recomputes the maps only.",
     )
-    top_k = st.sidebar.slider("Faces to explain", min_value=1, max_value=8, value=4, key="top_k",
-                              help="The most suspicious faces get a heatmap (each costs a few model passes).")
+    top_k = st.sidebar.slider(
+        "Faces to explain",
+        min_value=1,
+        max_value=8,
+        value=4,
+        key="top_k",
+        help="The most suspicious faces get a heatmap (each costs a few model passes).",
+    )
     # At its default the slider stands for the model's own threshold, unrounded, so that the app and
     # `fakelens predict` agree even for a score between the two.
     exact = float(detector.threshold) if abs(threshold - default) < 1e-9 else float(threshold)
-    return {"frames": int(frames), "threshold": exact, "aggregate": aggregate, "method": method,
-            "top_k": int(top_k)}
+    return {"frames": int(frames), "threshold": exact, "aggregate": aggregate, "method": method, "top_k": int(top_k)}
 
 
 def model_panel(detector, checkpoint: str | None) -> None:
@@ -251,7 +273,9 @@ def choose_input(limit_mb: int):
     with left:
         uploaded = st.file_uploader(
             f"Upload a video ({', '.join(VIDEO_UPLOAD_TYPES)}) or an image ({', '.join(IMAGE_UPLOAD_TYPES)}), up to {limit_mb} MB",
-            type=list(UPLOAD_TYPES), key="upload", on_change=on_upload,
+            type=list(UPLOAD_TYPES),
+            key="upload",
+            on_change=on_upload,
         )
         if folder is None:
             st.info(NO_EXAMPLES_TEXT)
@@ -260,8 +284,7 @@ def choose_input(limit_mb: int):
         with right:
             st.markdown("**…or try an example**")
             for example in examples:
-                st.button(example.name, key=f"example:{example.name}", on_click=on_example, args=(example.name,),
-                          width="stretch")
+                st.button(example.name, key=f"example:{example.name}", on_click=on_example, args=(example.name,), width="stretch")
     source = st.session_state.get("source")
     if source == "upload" or (source is None and uploaded is not None):
         return ("upload", uploaded) if uploaded is not None else None
@@ -286,8 +309,11 @@ def show_verdict(prediction) -> None:
     cols = st.columns(4)
     cols[0].metric("P(fake)", f"{prediction.score:.3f}", help="Of the most suspicious face track.")
     cols[1].metric("Threshold", f"{prediction.threshold:.3g}")
-    cols[2].metric("Certainty", f"{prediction.confidence:.0%}",
-                   help="How far P(fake) is from the threshold: 0% on it, 100% at 0 or 1. Not a calibrated probability.")
+    cols[2].metric(
+        "Certainty",
+        f"{prediction.confidence:.0%}",
+        help="How far P(fake) is from the threshold: 0% on it, 100% at 0 or 1. Not a calibrated probability.",
+    )
     cols[3].metric("Faces / frames", f"{prediction.num_faces} / {prediction.frames}")
     follows = "the most suspicious of the face tracks" if len(prediction.tracks) > 1 else "the only face track"
     st.caption(
@@ -310,8 +336,7 @@ def show_timeline(prediction) -> None:
         color=alt.Color("track:N", title="track"),
         tooltip=["track", "frame_index", "timestamp", alt.Tooltip("score:Q", format=".3f")],
     )
-    rule = alt.Chart(pd.DataFrame({"threshold": [prediction.threshold]})).mark_rule(
-        color="red", strokeDash=[6, 4]).encode(y="threshold:Q")
+    rule = alt.Chart(pd.DataFrame({"threshold": [prediction.threshold]})).mark_rule(color="red", strokeDash=[6, 4]).encode(y="threshold:Q")
     st.altair_chart(base.mark_line(point=True) + rule, width="stretch")
     st.caption(f"Each point is one face in one sampled frame; the dashed line is the threshold ({prediction.threshold:.2f}).")
 
@@ -343,8 +368,7 @@ def show_explanations(analysis, detector, lock, method: str) -> None:
         if full is not None:
             left.image(full, caption=f"{title} — heatmap on the frame", width="stretch")
         middle.image(face.crop, caption="face crop", width="stretch")
-        right.image(analysis.crop_overlay(position, method), caption=f"{METHOD_LABELS.get(method, method)} overlay",
-                    width="stretch")
+        right.image(analysis.crop_overlay(position, method), caption=f"{METHOD_LABELS.get(method, method)} overlay", width="stretch")
 
 
 def show_faces(prediction) -> None:
@@ -366,13 +390,12 @@ def show_downloads(analysis) -> None:
     stem = Path(prediction.source).stem or "fakelens"
     st.subheader("Report")
     cols = st.columns(3)
-    cols[0].download_button("JSON report", to_json(prediction), file_name=f"{stem}.fakelens.json",
-                            mime="application/json", width="stretch")
-    cols[1].download_button("CSV (a row per face)", to_csv(prediction), file_name=f"{stem}.fakelens.csv",
-                            mime="text/csv", width="stretch")
+    cols[0].download_button("JSON report", to_json(prediction), file_name=f"{stem}.fakelens.json", mime="application/json", width="stretch")
+    cols[1].download_button("CSV (a row per face)", to_csv(prediction), file_name=f"{stem}.fakelens.csv", mime="text/csv", width="stretch")
     if analysis.sheet is not None:
-        cols[2].download_button("Annotated frames (PNG)", png_bytes(analysis.sheet), file_name=f"{stem}.fakelens.png",
-                                mime="image/png", width="stretch")
+        cols[2].download_button(
+            "Annotated frames (PNG)", png_bytes(analysis.sheet), file_name=f"{stem}.fakelens.png", mime="image/png", width="stretch"
+        )
 
 
 def show_result(analysis, detector, lock, method: str) -> None:
@@ -387,8 +410,7 @@ def show_result(analysis, detector, lock, method: str) -> None:
     show_faces(prediction)
     if analysis.sheet is not None:
         with st.expander("Annotated frames", expanded=False):
-            st.image(analysis.sheet, caption="Faces boxed red at or above the threshold, green below.",
-                     width="stretch")
+            st.image(analysis.sheet, caption="Faces boxed red at or above the threshold, green below.", width="stretch")
     show_downloads(analysis)
 
 
@@ -398,14 +420,15 @@ def show_result(analysis, detector, lock, method: str) -> None:
 def main() -> None:
     st.set_page_config(page_title="fakelens — deepfake check", page_icon="🔎", layout="wide")
     st.title("fakelens")
-    st.markdown("Is the face in this video or photo real or a deepfake? Upload a file to see the model's verdict "
-                "and the regions it looked at.")
+    st.markdown("Is the face in this video or photo real or a deepfake? Upload a file to see the model's verdict and the regions it looked at.")
     checkpoint = checkpoint_path()
     try:
         detector, lock = load_detector(checkpoint)
     except FakelensError as exc:
-        st.error(f"The model could not be loaded: {exc}. Set FAKELENS_CHECKPOINT to a checkpoint written by "
-                 "`fakelens train`, or reinstall fakelens to restore the bundled model.")
+        st.error(
+            f"The model could not be loaded: {exc}. Set FAKELENS_CHECKPOINT to a checkpoint written by "
+            "`fakelens train`, or reinstall fakelens to restore the bundled model."
+        )
         st.stop()
     settings = sidebar(detector)
     model_panel(detector, checkpoint)

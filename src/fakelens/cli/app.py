@@ -20,10 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Extra arguments after -- go to `streamlit run`, e.g. -- --server.address 0.0.0.0",
     )
     parser.add_argument("--port", type=int, default=8501, help="port to serve on (default 8501)")
-    parser.add_argument("--checkpoint", type=Path, default=None,
-                        help="model checkpoint (default: $FAKELENS_CHECKPOINT, else the bundled model)")
-    parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB,
-                        help=f"largest upload in MB (default {DEFAULT_MAX_UPLOAD_MB})")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: $FAKELENS_CHECKPOINT, else the bundled model)")
+    parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, help=f"largest upload in MB (default {DEFAULT_MAX_UPLOAD_MB})")
     parser.add_argument("--headless", action="store_true", help="do not open a browser window (default: open one)")
     parser.add_argument("streamlit_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
@@ -36,12 +34,21 @@ def command(args: argparse.Namespace) -> list[str]:
     script = Path(fakelens.ui.__file__).resolve()
     extra = [a for a in (args.streamlit_args or []) if a != "--"]
     return [
-        sys.executable, "-m", "streamlit", "run", str(script),
-        "--server.port", str(args.port),
-        "--server.maxUploadSize", str(args.max_upload_mb),
-        "--server.headless", "true" if args.headless else "false",
-        "--browser.gatherUsageStats", "false",
-        "--client.toolbarMode", "minimal",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(script),
+        "--server.port",
+        str(args.port),
+        "--server.maxUploadSize",
+        str(args.max_upload_mb),
+        "--server.headless",
+        "true" if args.headless else "false",
+        "--browser.gatherUsageStats",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
         *extra,
     ]
 

@@ -14,9 +14,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "PyAV, Streamlit, ...) and compare every installed package with the lock the tests passed with. "
         "Exit code 1 when the lock is not satisfied.",
     )
-    parser.add_argument("--lock", type=Path, default=None,
-                        help="requirements lock to check (default: fakelens/runtime.lock, shipped with the package; "
-                        "requirements.lock in a checkout covers the test tools too)")
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=None,
+        help="requirements lock to check (default: fakelens/runtime.lock, shipped with the package; "
+        "requirements.lock in a checkout covers the test tools too)",
+    )
     parser.set_defaults(func=run)
 
 

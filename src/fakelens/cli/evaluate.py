@@ -19,13 +19,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--manifest", type=Path, required=True, help="manifest CSV")
     parser.add_argument("--checkpoint", type=Path, required=True, help="fakelens checkpoint, e.g. RUN_DIR/best.pt")
-    parser.add_argument("--split", default=None, choices=[*SPLITS, "all"],
-                        help="split to evaluate (default: test, or val when the manifest has no test rows)")
+    parser.add_argument(
+        "--split", default=None, choices=[*SPLITS, "all"], help="split to evaluate (default: test, or val when the manifest has no test rows)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for report.json, predictions.csv and plots (default: print only)")
-    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=AGGREGATIONS[0],
-                        help="video-level aggregation of frame scores (default mean; confident = DFDC winner's strategy)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="override the checkpoint's validation threshold (default: use the checkpoint's)")
+    parser.add_argument(
+        "--aggregate",
+        choices=AGGREGATIONS,
+        default=AGGREGATIONS[0],
+        help="video-level aggregation of frame scores (default mean; confident = DFDC winner's strategy)",
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=None, help="override the checkpoint's validation threshold (default: use the checkpoint's)"
+    )
     parser.add_argument("--batch-size", type=int, default=64, help="crops per forward pass (default 64)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda ... (default auto)")
     parser.add_argument("--workers", type=int, default=0, help="data loader processes (default 0)")

@@ -37,36 +37,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="image or video to explain")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (required with INPUT and --gallery; with --evaluate, where to write JSON)")
-    parser.add_argument("--method", default=DEFAULT_CAM_METHOD, choices=METHOD_CHOICES,
-                        help=f"explanation method (default {DEFAULT_CAM_METHOD}; scorecam is gradient-free and costs ~65 forward passes per face; "
-                        "eigencam is cheap but ignores the class)")
-    parser.add_argument("--target", default="predicted", choices=list(CAM_TARGETS),
-                        help="what to explain: the predicted class (default), FAKE or REAL")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (required with INPUT and --gallery; with --evaluate, where to write JSON)"
+    )
+    parser.add_argument(
+        "--method",
+        default=DEFAULT_CAM_METHOD,
+        choices=METHOD_CHOICES,
+        help=f"explanation method (default {DEFAULT_CAM_METHOD}; scorecam is gradient-free and costs ~65 forward passes per face; "
+        "eigencam is cheap but ignores the class)",
+    )
+    parser.add_argument(
+        "--target", default="predicted", choices=list(CAM_TARGETS), help="what to explain: the predicted class (default), FAKE or REAL"
+    )
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames sampled from a video (default {DEFAULT_FRAMES})")
-    parser.add_argument("--top", type=int, default=None, metavar="K",
-                        help="write overlays for the K most suspicious faces only (default: all)")
+    parser.add_argument("--top", type=int, default=None, metavar="K", help="write overlays for the K most suspicious faces only (default: all)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the bundled model)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="P(fake) for a FAKE verdict (default: the model's own)")
+    parser.add_argument("--threshold", type=float, default=None, help="P(fake) for a FAKE verdict (default: the model's own)")
     parser.add_argument("--colormap", default="jet", help="matplotlib colormap for heatmaps (default jet)")
     parser.add_argument("--alpha", type=float, default=0.45, help="heatmap opacity over the image (default 0.45)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     modes = parser.add_argument_group("gallery and evaluation")
     modes.add_argument("--gallery", action="store_true", help="grids of correct/wrong crops from --manifest")
     modes.add_argument("--manifest", type=Path, default=None, help="crop manifest for --gallery (CSV from preprocess)")
-    modes.add_argument("--split", default=None,
-                       help="manifest split to use, e.g. test (default: all labelled rows)")
+    modes.add_argument("--split", default=None, help="manifest split to use, e.g. test (default: all labelled rows)")
     modes.add_argument("--evaluate", action="store_true", help="ROAD faithfulness table and sanity checks")
-    modes.add_argument("--images", type=Path, default=None,
-                       help="for --evaluate: a folder of face crops or a crop manifest (held out from training)")
-    modes.add_argument("--methods", default=",".join(METHOD_CHOICES),
-                       help="for --evaluate: comma-separated methods (default all four)")
-    modes.add_argument("--limit", type=int, default=None,
-                       help="crops to use, spread evenly over the input (default 32 for --evaluate, 400 for --gallery)")
-    modes.add_argument("--percentiles", default="20,40,60,80",
-                       help="for --evaluate: ROAD percentiles (default 20,40,60,80)")
+    modes.add_argument("--images", type=Path, default=None, help="for --evaluate: a folder of face crops or a crop manifest (held out from training)")
+    modes.add_argument("--methods", default=",".join(METHOD_CHOICES), help="for --evaluate: comma-separated methods (default all four)")
+    modes.add_argument(
+        "--limit", type=int, default=None, help="crops to use, spread evenly over the input (default 32 for --evaluate, 400 for --gallery)"
+    )
+    modes.add_argument("--percentiles", default="20,40,60,80", help="for --evaluate: ROAD percentiles (default 20,40,60,80)")
     modes.add_argument("--no-sanity", action="store_true", help="for --evaluate: skip the sanity checks")
     modes.add_argument("--seed", type=int, default=0, help="random seed for baselines and noise (default 0)")
     parser.set_defaults(func=run)
@@ -94,8 +95,7 @@ def _require_bundled_model() -> None:
 
     if not DEFAULT_MODEL.is_file():
         raise CheckpointError(
-            f"this build has no bundled model ({DEFAULT_MODEL} is missing); "
-            "pass --checkpoint PATH (a checkpoint written by `fakelens train`)"
+            f"this build has no bundled model ({DEFAULT_MODEL} is missing); pass --checkpoint PATH (a checkpoint written by `fakelens train`)"
         )
 
 
@@ -235,7 +235,6 @@ def _gallery(args: argparse.Namespace) -> int:
                               progress=True, alpha=args.alpha, colormap=args.colormap)  # fmt: skip
     paths = gallery.save(args.out)
     from fakelens.explain import write_json
-
     from fakelens.regions import format_region_table, mean_region_shares
 
     regions = mean_region_shares(gallery.heatmaps, landmarks, labels)
@@ -259,8 +258,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from fakelens.explain import (
-        ExplainError,
         Explainer,
+        ExplainError,
         evaluate_faithfulness,
         randomization_sanity,
         target_sanity,

@@ -30,6 +30,5 @@ def run(args: argparse.Namespace) -> int:
     # Check the export on random crops before telling the user it worked.
     crops = np.random.default_rng(0).integers(0, 256, (4, 224, 224, 3), dtype=np.uint8)
     gap = float(np.abs(OnnxBackend(path)(crops) - TorchBackend(model)(crops)).max())
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for model {info['name']}; "
-          f"max |ONNX - PyTorch| = {gap:.2e} on 4 test crops")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) for model {info['name']}; max |ONNX - PyTorch| = {gap:.2e} on 4 test crops")
     return 0

@@ -32,18 +32,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image or video files")
     parser.add_argument("--out", type=Path, required=True, help="output folder (one subfolder per input)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames sampled per video (default {DEFAULT_FRAMES})")
-    parser.add_argument("--keep", choices=KEEP_MODES, default=DEFAULT_KEEP,
-                        help=f"largest face per frame, or all faces linked into tracks (default {DEFAULT_KEEP})")
+    parser.add_argument(
+        "--keep", choices=KEEP_MODES, default=DEFAULT_KEEP, help=f"largest face per frame, or all faces linked into tracks (default {DEFAULT_KEEP})"
+    )
     parser.add_argument("--size", type=int, default=INPUT_SIZE, help=f"crop side in pixels (default {INPUT_SIZE})")
-    parser.add_argument("--margin", type=float, default=CROP_MARGIN,
-                        help=f"context around the box, fraction of its side (default {CROP_MARGIN})")
+    parser.add_argument("--margin", type=float, default=CROP_MARGIN, help=f"context around the box, fraction of its side (default {CROP_MARGIN})")
     parser.add_argument("--align", action="store_true", help="align crops on the 5 landmarks")
-    parser.add_argument("--min-face-size", type=int, default=DEFAULT_MIN_FACE_SIZE,
-                        help=f"smallest face in pixels (default {DEFAULT_MIN_FACE_SIZE})")
-    parser.add_argument("--detection-size", type=int, default=DEFAULT_DETECTION_SIZE,
-                        help=f"downscale frames so the longest side is at most this before detection, 0 = full resolution (default {DEFAULT_DETECTION_SIZE})")
-    parser.add_argument("--min-face-prob", type=float, default=DEFAULT_MIN_FACE_PROB,
-                        help=f"smallest MTCNN detection probability kept (default {DEFAULT_MIN_FACE_PROB})")
+    parser.add_argument("--min-face-size", type=int, default=DEFAULT_MIN_FACE_SIZE, help=f"smallest face in pixels (default {DEFAULT_MIN_FACE_SIZE})")
+    parser.add_argument(
+        "--detection-size",
+        type=int,
+        default=DEFAULT_DETECTION_SIZE,
+        help=f"downscale frames so the longest side is at most this before detection, 0 = full resolution (default {DEFAULT_DETECTION_SIZE})",
+    )
+    parser.add_argument(
+        "--min-face-prob",
+        type=float,
+        default=DEFAULT_MIN_FACE_PROB,
+        help=f"smallest MTCNN detection probability kept (default {DEFAULT_MIN_FACE_PROB})",
+    )
     parser.set_defaults(func=run)
 
 

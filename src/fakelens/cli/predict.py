@@ -20,10 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the bundled model)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames sampled per video (default {DEFAULT_FRAMES})")
     parser.add_argument("--threshold", type=float, default=None, help="P(fake) for a FAKE verdict (default: the model's)")
-    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=AGGREGATIONS[0],
-                        help="how frame scores make a video score (default mean)")
-    parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto",
-                        help="classifier engine (default auto: ONNX Runtime on CPU when installed)")
+    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=AGGREGATIONS[0], help="how frame scores make a video score (default mean)")
+    parser.add_argument(
+        "--backend", choices=["auto", "onnx", "torch"], default="auto", help="classifier engine (default auto: ONNX Runtime on CPU when installed)"
+    )
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--json", action="store_true", help="one JSON object per input per line")
     parser.add_argument("--details", action="store_true", help="with --json: add per-face scores and timings")
@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.detector import Detector
     from fakelens.errors import FakelensError
 
-    options = dict(num_frames=args.frames, threshold=args.threshold, aggregate=args.aggregate,
-                   backend=args.backend, device=args.device)
+    options = dict(num_frames=args.frames, threshold=args.threshold, aggregate=args.aggregate, backend=args.backend, device=args.device)
     detector = Detector.from_checkpoint(args.checkpoint, **options) if args.checkpoint else Detector.default(**options)
     inputs = expand(args.paths)
     if not inputs:
@@ -61,14 +60,12 @@ def run(args: argparse.Namespace) -> int:
     for path in inputs:
         try:
             result = detector.predict(path)
-            row = {"path": str(path), "label": result.label, "score": result.score,
-                   "frames": result.frames, "faces": result.num_faces, "error": None}
+            row = {"path": str(path), "label": result.label, "score": result.score, "frames": result.frames, "faces": result.num_faces, "error": None}
             if args.details:
                 row["details"] = result.to_dict()
         except FakelensError as exc:
             failed += 1
-            row = {"path": str(path), "label": "ERROR", "score": None, "frames": 0, "faces": 0,
-                   "error": getattr(exc, "reason", str(exc))}
+            row = {"path": str(path), "label": "ERROR", "score": None, "frames": 0, "faces": 0, "error": getattr(exc, "reason", str(exc))}
             result = None
         if args.json:
             print(json.dumps(row), flush=True)

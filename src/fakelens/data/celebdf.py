@@ -62,9 +62,7 @@ def read_celebdf_test_list(path: str | os.PathLike) -> dict[str, str]:
             continue
         parts = line.split(maxsplit=1)
         if len(parts) != 2 or parts[0] not in ("0", "1"):
-            raise DatasetError(
-                f"{path}:{number}: expected '<1|0> <folder>/<file>' (1 = real, 0 = fake), got {line!r}"
-            )
+            raise DatasetError(f"{path}:{number}: expected '<1|0> <folder>/<file>' (1 = real, 0 = fake), got {line!r}")
         # Celeb-DF's own convention is 1 = real, the opposite of ours (1 = fake).
         listed[parts[1].strip().replace("\\", "/")] = "real" if parts[0] == "1" else "fake"
     if not listed:
@@ -129,9 +127,7 @@ def read_celebdf(
     check_fraction("val_fraction", val_fraction)
     check_cross(cross_identity)
     if not any((root / folder).is_dir() for folder in CELEBDF_FOLDERS):
-        raise DatasetError(
-            f"{root} is not a Celeb-DF v2 folder: expected {', '.join(f + '/' for f in CELEBDF_FOLDERS)}"
-        )
+        raise DatasetError(f"{root} is not a Celeb-DF v2 folder: expected {', '.join(f + '/' for f in CELEBDF_FOLDERS)}")
     test_labels = read_celebdf_test_list(test_list or root / CELEBDF_TEST_LIST)
     found = _find_videos(root, test_labels)
 
@@ -159,8 +155,7 @@ def read_celebdf(
         )
     if dropped:
         log.info(
-            "Celeb-DF: left out %d fakes whose target and source identities fall on different sides of "
-            "train/val (cross_identity='drop')",
+            "Celeb-DF: left out %d fakes whose target and source identities fall on different sides of train/val (cross_identity='drop')",
             dropped,
         )
     return records

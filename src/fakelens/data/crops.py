@@ -9,7 +9,7 @@ never from a shared stream.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -29,9 +29,9 @@ import inspect
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from fakelens.constants import IMAGE_SUFFIXES, LABELS, SPLITS, VIDEO_SUFFIXES
 from fakelens.data.celebdf import read_celebdf

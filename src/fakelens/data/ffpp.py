@@ -17,10 +17,10 @@ import json
 import logging
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 from fakelens.constants import SPLITS, VIDEO_SUFFIXES
 from fakelens.data.records import (
@@ -93,15 +93,10 @@ def _check_layout(root: Path, compression: str) -> Path:
     """The ``manipulated_sequences`` folder, once the layout and the compression are found."""
     originals, manipulated = root / "original_sequences", root / "manipulated_sequences"
     if not originals.is_dir() and not manipulated.is_dir():
-        raise DatasetError(
-            f"{root} is not a FaceForensics++ folder: expected original_sequences/ and manipulated_sequences/"
-        )
+        raise DatasetError(f"{root} is not a FaceForensics++ folder: expected original_sequences/ and manipulated_sequences/")
     if not any(root.glob(f"*_sequences/*/{compression}/videos")):
         available = sorted({p.parent.name for p in root.glob("*_sequences/*/*/videos")})
-        raise DatasetError(
-            f"no FF++ videos at compression {compression!r} under {root} "
-            f"(found: {', '.join(available) or 'none'})"
-        )
+        raise DatasetError(f"no FF++ videos at compression {compression!r} under {root} (found: {', '.join(available) or 'none'})")
     return manipulated
 
 
@@ -112,10 +107,7 @@ def _method_dirs(manipulated: Path, methods: Sequence[str] | None) -> list[str]:
         return found
     unknown = sorted(set(methods) - set(found))
     if unknown:
-        raise DatasetError(
-            f"FF++ method(s) not found under {manipulated}: {', '.join(unknown)} "
-            f"(found: {', '.join(found) or 'none'})"
-        )
+        raise DatasetError(f"FF++ method(s) not found under {manipulated}: {', '.join(unknown)} (found: {', '.join(found) or 'none'})")
     return [m for m in found if m in set(methods)]
 
 
@@ -146,9 +138,7 @@ def _find_videos(root: Path, compression: str, method_dirs: Sequence[str], every
     return found
 
 
-def _official_sides(
-    official: dict[str, list[tuple[str, str]]], found: Sequence[_Found], seed: int
-) -> tuple[dict[str, str], dict[str, str]]:
+def _official_sides(official: dict[str, list[tuple[str, str]]], found: Sequence[_Found], seed: int) -> tuple[dict[str, str], dict[str, str]]:
     """``(split of each FF++ id, group of each id)`` from the official pairs; strays get a seeded split."""
     split_of_id, pair_of = {}, {}
     for split, pairs in official.items():

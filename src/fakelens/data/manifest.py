@@ -15,9 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -261,10 +261,14 @@ def manifest_from_face_images(
                 "method": entry.get("method", ""),
                 "dataset": entry.get("dataset", ""),
                 # The whole image is the face crop: box = the image, no detector probability or frame time.
-                "timestamp": 0.0, "track": 0, "prob": 1.0,
-                "x1": 0, "y1": 0, "x2": image.shape[1], "y2": image.shape[0],
-                "landmarks": (np.asarray(crop_landmarks) * (image.shape[1] / size, image.shape[0] / size)).tolist()
-                if crop_landmarks else [],
+                "timestamp": 0.0,
+                "track": 0,
+                "prob": 1.0,
+                "x1": 0,
+                "y1": 0,
+                "x2": image.shape[1],
+                "y2": image.shape[0],
+                "landmarks": (np.asarray(crop_landmarks) * (image.shape[1] / size, image.shape[0] / size)).tolist() if crop_landmarks else [],
                 "crop_landmarks": crop_landmarks,
             }  # fmt: skip
         )

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -64,9 +64,7 @@ def _take(n_keys: int, fraction: float) -> int:
     return min(max(1, round(fraction * n_keys)), n_keys - 1)
 
 
-def assign_splits(
-    keys: Iterable[str], val_fraction: float, test_fraction: float = 0.0, seed: int = 0
-) -> dict[str, str]:
+def assign_splits(keys: Iterable[str], val_fraction: float, test_fraction: float = 0.0, seed: int = 0) -> dict[str, str]:
     """Assign each key (identity, group) to train/val/test deterministically by a seeded hash ordering."""
     ordered = hash_order(keys, seed)
     n_test = _take(len(ordered), test_fraction)
@@ -114,11 +112,9 @@ def split_by_group(
     for i in order:
         group = names[i]
 
-        def deficit(split: str) -> float:
+        def deficit(split: str, group: str = group) -> float:
             frac = fractions[SPLITS.index(split)]
-            return sum(
-                (frac * totals[c] - have[split][c]) / max(totals[c], 1) for c in classes if counts[group].get(c, 0)
-            )
+            return sum((frac * totals[c] - have[split][c]) / max(totals[c], 1) for c in classes if counts[group].get(c, 0))
 
         choice = max((s for s in SPLITS if fractions[SPLITS.index(s)] > 0), key=deficit)
         assignment[group] = choice
@@ -154,9 +150,7 @@ def media_files(folder: Path, suffixes: frozenset[str]) -> list[Path]:
     """The non-hidden files of ``folder`` (not below it) with one of ``suffixes``, sorted; none if it is missing."""
     if not folder.is_dir():
         return []
-    return sorted(
-        p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".") and p.is_file()
-    )
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".") and p.is_file())
 
 
 def posix_relpath(path: Path, root: Path) -> str:

@@ -10,7 +10,7 @@ shard the draw across DistributedDataParallel ranks and yield ``(index, draw)`` 
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch

@@ -106,9 +106,7 @@ from fakelens.explain.sanity import (
 )
 
 if available_methods() != list(CAM_METHODS):
-    raise ImportError(
-        f"fakelens.explain registers {available_methods()}, but fakelens.constants.CAM_METHODS names {list(CAM_METHODS)}"
-    )
+    raise ImportError(f"fakelens.explain registers {available_methods()}, but fakelens.constants.CAM_METHODS names {list(CAM_METHODS)}")
 
 __all__ = [
     "DEFAULT_METHOD",

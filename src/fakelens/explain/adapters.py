@@ -30,7 +30,7 @@ def _scale_to_peak(maps: np.ndarray) -> np.ndarray:
     return scaled.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cam_classes():
     """pytorch_grad_cam classes, imported lazily (the package pulls in ttach, scipy and sklearn).
 
@@ -74,9 +74,7 @@ def _cam_classes():
             with torch.no_grad():
                 for i in range(count):
                     chosen = torch.topk(acts[i].flatten(1).var(dim=1), keep).indices
-                    masks = nn.functional.interpolate(
-                        acts[i, chosen][None], size=input_tensor.shape[-2:], mode="bilinear", align_corners=False
-                    )[0]
+                    masks = nn.functional.interpolate(acts[i, chosen][None], size=input_tensor.shape[-2:], mode="bilinear", align_corners=False)[0]
                     low = masks.flatten(1).min(dim=1).values[:, None, None]
                     high = masks.flatten(1).max(dim=1).values[:, None, None]
                     masks = (masks - low) / (high - low + 1e-8)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -166,7 +167,7 @@ def _preserved_unlocked(model: nn.Module) -> Iterator[None]:
 # --------------------------------------------------------------------------- registry
 
 #: Registered explainer classes by method name, filled by :func:`register`.
-_REGISTRY: dict[str, type["Explainer"]] = {}
+_REGISTRY: dict[str, type[Explainer]] = {}
 #: Spellings :func:`resolve_method` forgives: each display label in lower case ("grad-cam++"), and two more.
 _ALIASES = {label.lower(): name for name, label in CAM_METHODS.items()} | {
     "gradcampp": "gradcam++",
@@ -174,7 +175,7 @@ _ALIASES = {label.lower(): name for name, label in CAM_METHODS.items()} | {
 }
 
 
-def register(cls: type["Explainer"]) -> type["Explainer"]:
+def register(cls: type[Explainer]) -> type[Explainer]:
     """Class decorator: make ``cls`` the explainer for its ``method``, a name of ``CAM_METHODS``."""
     if cls.method not in CAM_METHODS:
         raise ExplainError(f"{cls.__name__}.method {cls.method!r} is not one of fakelens.constants.CAM_METHODS")
@@ -198,7 +199,7 @@ def resolve_method(method: str) -> str:
     return key
 
 
-def get_explainer(method: str) -> type["Explainer"]:
+def get_explainer(method: str) -> type[Explainer]:
     """The :class:`Explainer` subclass registered for ``method`` (spellings as :func:`resolve_method`)."""
     return _REGISTRY[resolve_method(method)]
 
@@ -351,9 +352,7 @@ class Explainer:
             # stops the backward pass there: no gradient through the 17 blocks below (most of the
             # cost), none into the parameters, and no autograd interplay with MobileNetV2's in-place
             # ReLU6. Registered before pytorch_grad_cam's hooks, so they see (and hook) this leaf.
-            detach_handle = self.target_layer.register_forward_hook(
-                lambda module, args, output: output.detach().requires_grad_(True)
-            )
+            detach_handle = self.target_layer.register_forward_hook(lambda module, args, output: output.detach().requires_grad_(True))
         cam = self._make_cam()
         try:
             # inference_mode(False): callers (Streamlit, predict loops) may run under inference mode.
@@ -367,8 +366,6 @@ class Explainer:
         return maps, outputs
 
 
-def explain_crops(
-    model: nn.Module, crops: Any, method: str = DEFAULT_METHOD, target: str = "predicted", **kwargs
-) -> Explanation:
+def explain_crops(model: nn.Module, crops: Any, method: str = DEFAULT_METHOD, target: str = "predicted", **kwargs) -> Explanation:
     """One-call form: ``Explainer(model, method, **kwargs).explanation(crops, target)``."""
     return Explainer(model, method=method, **kwargs).explanation(crops, target)

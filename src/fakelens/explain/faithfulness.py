@@ -7,8 +7,9 @@ a faithful map's most relevant pixels move the target logit more than its least 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -86,9 +87,7 @@ def _road_metrics():
                 values.append(np.full(int(unknown.sum()), weight))
                 weight_sum[~valid] -= weight
             values.insert(0, -weight_sum)
-            matrix = coo_matrix(
-                (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(count, count)
-            ).tocsc()
+            matrix = coo_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(count, count)).tocsc()
             return matrix, rhs
 
         def __call__(self, img, mask):
@@ -214,9 +213,8 @@ class FaithfulnessReport:
                 versus = f"{row.delta_vs_random:+.3f} ± {row.delta_sd:.3f}"
                 wins = f"{row.win_rate:.0%}"
                 p = "" if row.p_value is None else f"{row.p_value:.2g}"
-            lines.append(
-                f"{row.method:<11} {f'{row.mean:+.3f} ± {row.sd:.3f}':>27} {row.morf:>+8.3f} {row.lerf:>+8.3f} {versus:>20} {wins:>6} {p:>8} {row.n:>4}"
-            )
+            score = f"{row.mean:+.3f} ± {row.sd:.3f}"
+            lines.append(f"{row.method:<11} {score:>27} {row.morf:>+8.3f} {row.lerf:>+8.3f} {versus:>20} {wins:>6} {p:>8} {row.n:>4}")
         lines.append(f"ROAD percentiles {list(self.percentiles)}; target: {self.target}; logit units; higher = more faithful")
         return "\n".join(lines)
 

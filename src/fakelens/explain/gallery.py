@@ -4,9 +4,10 @@ heatmap per true class."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -119,9 +120,7 @@ def build_gallery(
     truth = _normalise_labels(labels)
     score_array = np.asarray(scores, dtype=np.float64)
     if not (len(crops) == len(heatmaps) == len(truth) == len(score_array)):
-        raise ExplainError(
-            f"crops, heatmaps, labels and scores differ in length: {len(crops)}, {len(heatmaps)}, {len(truth)}, {len(score_array)}"
-        )
+        raise ExplainError(f"crops, heatmaps, labels and scores differ in length: {len(crops)}, {len(heatmaps)}, {len(truth)}, {len(score_array)}")
     if len(crops) == 0:
         raise ExplainError("no crops for the gallery")
     predicted = (score_array >= threshold).astype(np.int64)
@@ -183,9 +182,6 @@ def explain_gallery(
 ) -> Gallery:
     """Explain ``crops`` with ``model`` and build their :class:`Gallery` (scores from the same pass)."""
     explanation = Explainer(model, method=method, threshold=threshold).explanation(crops, target, progress)
-    gallery = build_gallery(
-        np.asarray(crops), explanation.heatmaps, labels, explanation.scores, threshold, method, target, **gallery_kwargs
-    )
+    gallery = build_gallery(np.asarray(crops), explanation.heatmaps, labels, explanation.scores, threshold, method, target, **gallery_kwargs)
     gallery.heatmaps = np.asarray(explanation.heatmaps)
     return gallery
-

@@ -3,8 +3,9 @@ colour bar, and writing them (PNG, JSON) atomically."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np

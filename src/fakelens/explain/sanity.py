@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -222,4 +223,3 @@ def target_sanity(model: nn.Module, crops: Any, method: str = DEFAULT_METHOD) ->
     real = explainer.explain(inputs, "real")
     mean, sd, n_constant = _paired_spearman(fake, real)
     return TargetSanity(explainer.method, mean, sd, len(inputs), n_constant)
-

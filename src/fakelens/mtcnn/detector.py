@@ -184,8 +184,7 @@ class MTCNN:
         # The networks take raw pixels (normalisation folded into conv1), in channels-last memory:
         # oneDNN runs these thin convolutions about twice as fast that way on CPU.
         self.pnet, self.rnet, self.onet = (
-            fold_input_normalisation(load_network(name)).to(self.device, memory_format=torch.channels_last)
-            for name in ("pnet", "rnet", "onet")
+            fold_input_normalisation(load_network(name)).to(self.device, memory_format=torch.channels_last) for name in ("pnet", "rnet", "onet")
         )
         self._chunks = CPU_CHUNKS if self.device.type == "cpu" else GPU_CHUNKS
 
@@ -336,10 +335,7 @@ class MTCNN:
         # Visit the windows frame by frame, top to bottom, so the table rows they read stay in cache.
         valid = valid[torch.argsort(frame_ids[valid] * (height + 1) + windows[valid, 1], stable=True)]
         windows, ids = windows[valid], frame_ids[valid]
-        outputs = [
-            net(area_crops(tables, ids[i : i + chunk], windows[i : i + chunk], size))
-            for i in range(0, len(valid), chunk)
-        ]
+        outputs = [net(area_crops(tables, ids[i : i + chunk], windows[i : i + chunk], size)) for i in range(0, len(valid), chunk)]
         return [torch.cat(parts) for parts in zip(*outputs)], valid
 
     def _stage_rnet(self, tables, boxes, frame_ids):
@@ -352,9 +348,7 @@ class MTCNN:
         return square(boxes), frame_ids[keep]
 
     def _stage_onet(self, tables, boxes, frame_ids):
-        (reg, marks, prob), valid = self._run_on_crops(
-            self.onet, tables, boxes, frame_ids, 48, self._chunks["onet"]
-        )
+        (reg, marks, prob), valid = self._run_on_crops(self.onet, tables, boxes, frame_ids, 48, self._chunks["onet"])
         boxes, frame_ids = boxes[valid], frame_ids[valid]
         passed = prob > self.thresholds[2]
         boxes, frame_ids, reg, marks, prob = boxes[passed], frame_ids[passed], reg[passed], marks[passed], prob[passed]

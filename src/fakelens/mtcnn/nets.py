@@ -169,28 +169,24 @@ def find_weights(name: str, distribution: str = WEIGHTS_DISTRIBUTION) -> Path:
     try:
         dist = importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:
-        raise CheckpointError(
-            f"MTCNN weights not found: the Python package {distribution!r} is not installed; {hint}"
-        ) from None
+        raise CheckpointError(f"MTCNN weights not found: the Python package {distribution!r} is not installed; {hint}") from None
     wanted = f"{name}.lz4"
     for file in dist.files or ():
         if file.name == wanted and "weights" in file.parts:
             path = Path(dist.locate_file(file))
             if path.is_file():
                 return path
-    raise CheckpointError(
-        f"MTCNN weights not found: {distribution!r} {dist.version} has no weights/{wanted}; {hint}"
-    )
+    raise CheckpointError(f"MTCNN weights not found: {distribution!r} {dist.version} has no weights/{wanted}; {hint}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _keras_arrays(name: str) -> tuple[np.ndarray, ...]:
     import joblib  # noqa: PLC0415  (only needed here; lz4 is pulled in by joblib on demand)
 
     path = find_weights(name)
     try:
         arrays = joblib.load(path)
-    except Exception as exc:  # joblib/lz4 raise many types for a corrupt or foreign file
+    except Exception as exc:  # noqa: BLE001 - joblib/lz4 raise many types for a corrupt or foreign file
         raise CheckpointError(f"{path}: not a readable MTCNN weights file ({exc})") from None
     if not isinstance(arrays, (list, tuple)) or not all(isinstance(a, np.ndarray) for a in arrays):
         raise CheckpointError(f"{path}: expected a list of arrays, got {type(arrays).__name__}")
@@ -213,17 +209,12 @@ def load_network(name: str) -> nn.Module:
     arrays = _keras_arrays(name)
     params = dict(net.named_parameters())
     if len(arrays) != len(net.KERAS_ORDER):
-        raise CheckpointError(
-            f"{name}: expected {len(net.KERAS_ORDER)} weight arrays, found {len(arrays)}"
-        )
+        raise CheckpointError(f"{name}: expected {len(net.KERAS_ORDER)} weight arrays, found {len(arrays)}")
     state = {}
     for key, array in zip(net.KERAS_ORDER, arrays):
         tensor = _keras_to_torch(array, params[key])
         if tensor.shape != params[key].shape:
-            raise CheckpointError(
-                f"{name}: weight {key} has shape {tuple(array.shape)}, "
-                f"expected {tuple(params[key].shape)} after conversion"
-            )
+            raise CheckpointError(f"{name}: weight {key} has shape {tuple(array.shape)}, expected {tuple(params[key].shape)} after conversion")
         state[key] = tensor
     net.load_state_dict(state, strict=True)
     return net.eval().requires_grad_(False)
@@ -241,6 +232,7 @@ def fold_input_normalisation(net: nn.Module) -> nn.Module:
     pyramid level and crop. Modifies ``net`` in place and returns it.
     """
     conv = net.conv1
+    assert isinstance(conv, nn.Conv2d) and conv.bias is not None
     with torch.no_grad():
         shift = PIXEL_MEAN * PIXEL_SCALE * conv.weight.sum(dim=(1, 2, 3))
         conv.weight.mul_(PIXEL_SCALE)

@@ -4,9 +4,9 @@ a run reports: :class:`VideoResult` per video, :class:`PreprocessSummary` per ru
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from fakelens.constants import INPUT_SIZE, KEEP_MODES, SPLITS
 from fakelens.data.datasets import class_counts
@@ -117,8 +117,7 @@ class PreprocessSummary:
             + (f", shard {self.shard}" if self.shard else ""),
             f"  ok {self.ok}, without a face {self.no_face}, failed {self.failed}",
             f"crops: {self.crops} ({self.crops_this_run} written now)",
-            f"time: {self.seconds:.1f} s, {self.videos_per_minute:.1f} videos/min"
-            + (f" (worker time: {stages})" if self.processed else ""),
+            f"time: {self.seconds:.1f} s, {self.videos_per_minute:.1f} videos/min" + (f" (worker time: {stages})" if self.processed else ""),
             f"manifest: {self.manifest}",
             "class counts (videos with crops / crops):",
             f"  {'split':<6} {'real':>7} {'fake':>7} {'real':>9} {'fake':>9}",
@@ -132,8 +131,16 @@ class PreprocessSummary:
 
 
 def summarise(
-    out_dir: Path, manifest: Path, parts: Sequence[dict], crop_counts: dict, results: Sequence[dict],
-    selected: int, elapsed: float, shard: str | None, workers: int, settings: dict,
+    out_dir: Path,
+    manifest: Path,
+    parts: Sequence[dict],
+    crop_counts: dict,
+    results: Sequence[dict],
+    selected: int,
+    elapsed: float,
+    shard: str | None,
+    workers: int,
+    settings: dict,
 ) -> PreprocessSummary:
     """The :class:`PreprocessSummary` of ``parts`` (the videos a run selected) and ``results`` (those it processed)."""
     statuses = [p["result"]["status"] for p in parts]

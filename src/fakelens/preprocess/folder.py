@@ -7,8 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from fakelens import atomic
 from fakelens.constants import LABELS, SPLITS
@@ -95,14 +95,15 @@ class FolderLock:
 
 def check_config(out_dir: Path, config: PreprocessConfig, dataset: str | None) -> None:
     path = out_dir / "config.json"
-    wanted = {"dataset": dataset, "settings": config.settings()}
+    settings = config.settings()
+    wanted = {"dataset": dataset, "settings": settings}
     if path.is_file():
         try:
             found = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
             found = None
         if isinstance(found, dict) and found.get("settings") is not None:
-            diff = sorted(k for k in wanted["settings"] if found["settings"].get(k) != wanted["settings"][k])
+            diff = sorted(k for k in settings if found["settings"].get(k) != settings[k])
             if found.get("dataset") != dataset:
                 diff.insert(0, "dataset")
             if diff:
@@ -111,15 +112,13 @@ def check_config(out_dir: Path, config: PreprocessConfig, dataset: str | None) -
                     f"{dataset if k == 'dataset' else wanted['settings'][k]!r}"
                     for k in diff
                 )
-                raise PreprocessError(
-                    f"{out_dir} holds crops made with other settings ({detail}); use another --out folder"
-                )
+                raise PreprocessError(f"{out_dir} holds crops made with other settings ({detail}); use another --out folder")
             return
     atomic.write_bytes(path, json.dumps(wanted, indent=2))
 
 
 def _rows_of(part: dict, record: VideoRecord | None = None) -> list[dict]:
-    meta = (record.to_dict() if record else part["record"])
+    meta = record.to_dict() if record else part["record"]
     extra = {k: meta[k] for k in _RECORD_COLUMNS}
     return [{**row, **extra} for row in part["rows"]]
 
@@ -127,8 +126,11 @@ def _rows_of(part: dict, record: VideoRecord | None = None) -> list[dict]:
 def _video_row(part: dict) -> dict:
     record, result = part["record"], part["result"]
     return {
-        "video": record["relpath"], **{k: record[k] for k in ("label", "split", "group", "identity", "method", "dataset")},
-        "frames": part.get("frames_requested"), "status": result["status"], "crops": result["crops"],
+        "video": record["relpath"],
+        **{k: record[k] for k in ("label", "split", "group", "identity", "method", "dataset")},
+        "frames": part.get("frames_requested"),
+        "status": result["status"],
+        "crops": result["crops"],
         "reason": result["reason"],
     }
 

@@ -7,8 +7,8 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from fakelens import atomic
 from fakelens.preprocess.config import PreprocessError, PreprocessSummary, summarise
@@ -80,7 +80,8 @@ def merge(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, progr
             atomic.write_bytes(part_path(out_dir, relpath), json.dumps(part, separators=(",", ":")))
         parts = [part for _, part in chosen.values()]
         manifest, crop_counts = write_outputs(out_dir, parts)
-        summary = summarise(out_dir, manifest, parts, crop_counts, [], len(parts),
-                             time.perf_counter() - start, None, 1, configs[0].get("settings", {}))
+        summary = summarise(
+            out_dir, manifest, parts, crop_counts, [], len(parts), time.perf_counter() - start, None, 1, configs[0].get("settings", {})
+        )
         atomic.write_bytes(out_dir / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary

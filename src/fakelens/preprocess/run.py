@@ -9,9 +9,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
 
 from fakelens import atomic
 from fakelens.data.records import VideoRecord
@@ -151,15 +151,19 @@ def preprocess(
             else:
                 pending.append(record)
         results: list[dict] = []
-        bar = tqdm(total=len(selected), initial=len(selected) - len(pending), desc="preprocessing",
-                   unit="video", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(selected), initial=len(selected) - len(pending), desc="preprocessing", unit="video", disable=not progress, dynamic_ncols=True
+        )
         try:
             for result in _run(pending, out_dir, config, workers, extractor):
                 results.append(result)
                 bar.update(1)
-                bar.set_postfix(crops=sum(r["crops"] for r in results),
-                                no_face=sum(r["status"] == "no_face" for r in results),
-                                failed=sum(r["status"] in ("failed", "error") for r in results), refresh=False)
+                bar.set_postfix(
+                    crops=sum(r["crops"] for r in results),
+                    no_face=sum(r["status"] == "no_face" for r in results),
+                    failed=sum(r["status"] in ("failed", "error") for r in results),
+                    refresh=False,
+                )
         finally:
             bar.close()
         parts = []
@@ -171,8 +175,9 @@ def preprocess(
         manifest, crop_counts = write_outputs(out_dir, parts)
         selected_set = {r.relpath for r in selected}
         mine = [p for p in parts if p["record"]["relpath"] in selected_set]
-        summary = summarise(out_dir, manifest, mine, crop_counts, results, len(selected),
-                             time.perf_counter() - start, shard_text, workers, config.settings())
+        summary = summarise(
+            out_dir, manifest, mine, crop_counts, results, len(selected), time.perf_counter() - start, shard_text, workers, config.settings()
+        )
         name = f"summary_shard-{shard[0]}-of-{shard[1]}.json" if shard else "summary.json"
         atomic.write_bytes(out_dir / name, json.dumps(summary.to_dict(), indent=2))
     return summary
@@ -195,8 +200,7 @@ def _run(pending: Sequence[VideoRecord], out_dir: Path, config: PreprocessConfig
     # spawn, not fork: forking a process that has started torch's thread pools can deadlock.
     context = multiprocessing.get_context("spawn")
     config_dict = asdict(config)
-    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                   initargs=(config_dict, threads, os.getpid()))
+    executor = ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(config_dict, threads, os.getpid()))
     queue = iter(pending)
     running = set()
     try:

@@ -38,8 +38,12 @@ def build_extractor(config: PreprocessConfig):
 
     detector = MTCNN(min_face_size=config.min_face_size, detection_size=config.detection_size, device=config.device)
     return FaceExtractor(
-        detector=detector, num_frames=config.frames, keep=config.keep, size=config.size,
-        margin=config.margin, align=config.align,
+        detector=detector,
+        num_frames=config.frames,
+        keep=config.keep,
+        size=config.size,
+        margin=config.margin,
+        align=config.align,
     )
 
 
@@ -74,17 +78,22 @@ def process_video(record: VideoRecord, out_dir: str | os.PathLike, config: Prepr
                 name = f"{crop.frame_index:06d}_{crop.track}.{suffix}"
                 atomic.write_bytes(folder / name, _encode(crop.image, config))
                 x1, y1, x2, y2 = (round(float(v), 2) for v in crop.box)
-                rows.append({
-                    "crop_path": (folder / name).relative_to(out_dir).as_posix(),
-                    "video": record.relpath,
-                    "frame_index": int(crop.frame_index),
-                    "timestamp": round(float(crop.timestamp), 4),
-                    "track": int(crop.track),
-                    "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                    "prob": round(float(crop.prob), 5),
-                    "landmarks": points_json(crop.landmarks),
-                    "crop_landmarks": points_json(crop.crop_landmarks),
-                })
+                rows.append(
+                    {
+                        "crop_path": (folder / name).relative_to(out_dir).as_posix(),
+                        "video": record.relpath,
+                        "frame_index": int(crop.frame_index),
+                        "timestamp": round(float(crop.timestamp), 4),
+                        "track": int(crop.track),
+                        "x1": x1,
+                        "y1": y1,
+                        "x2": x2,
+                        "y2": y2,
+                        "prob": round(float(crop.prob), 5),
+                        "landmarks": points_json(crop.landmarks),
+                        "crop_landmarks": points_json(crop.crop_landmarks),
+                    }
+                )
             result.crops = len(rows)
             result.seconds["write"] = time.perf_counter() - start
     except MediaError as exc:
