@@ -289,7 +289,7 @@ class Detector:
             frames, kind, name = frames_from_array(source), "image", "<array>"
         else:
             kind, name = media_kind(source), str(source)
-            frames = load_frames(source, num_frames=num_frames)
+            frames = load_frames(source, num_frames=num_frames, kind=kind)
         timings["decode"] = time.perf_counter() - start
 
         crops = self._find_faces(frames, report, timings)

@@ -358,9 +358,10 @@ def read_video(
     return frames
 
 
-def load_frames(path: str | Path, num_frames: int = 32) -> list[Frame]:
-    """Frames of any supported file: one frame (index 0, time 0) for an image, a sample for a video."""
-    kind = media_kind(path)
+def load_frames(path: str | Path, num_frames: int = 32, kind: str | None = None) -> list[Frame]:
+    """Frames of any supported file: one frame (index 0, time 0) for an image, a sample for a video.
+    ``kind`` skips the content check when the caller has made it already (see :func:`media_kind`)."""
+    kind = kind or media_kind(path)
     if kind == "image":
         return [Frame(0, 0.0, read_image(path))]
     return read_video(path, num_frames=num_frames)
