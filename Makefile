@@ -18,7 +18,7 @@ LOCK_PINS := --upgrade-package torch==2.14.1 --upgrade-package torchvision==0.29
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_TOOLS)/bin/pip-compile --quiet --generate-hashes \
 	--allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links $(if $(UPGRADE),--upgrade) $(LOCK_PINS)
 
-.PHONY: setup lock demo app test test-fast test-clone check-wheel browser-deps bench default-model clean
+.PHONY: setup lock demo app lint format test test-fast test-clone check-wheel browser-deps bench default-model clean
 
 # Rebuilt when the lock or pyproject.toml changes. Hash-checked: nothing unlocked gets in (the project
 # itself is installed from this tree, with no dependencies and no build isolation).
@@ -56,6 +56,18 @@ browser-deps:
 	    || echo "warning: could not install chromium; the browser test will be skipped"; \
 	  else echo "note: chromium not installed; the browser test will be skipped"; fi; }
 
+# ruff (lint rules and format) and mypy, configured in pyproject.toml; CI runs it before the tests.
+LINT_PATHS := src tests app.py scripts benchmarks docs
+lint: setup
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+# Apply ruff's safe fixes and formatting in place.
+format: setup
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+
 test: setup browser-deps
 	$(PY) -m pytest
 
@@ -74,9 +86,9 @@ check-wheel: setup
 bench: setup
 	for script in benchmarks/*.py; do $(PY) $$script || exit 1; done
 
-# Retrain the bundled model from ../shared/data (about 45 min on 2 CPU cores).
+# Retrain the bundled model from ../shared/data (about 3 hours on 2 CPU cores; see scripts/train_default_model.sh).
 default-model: setup
 	bash scripts/train_default_model.sh
 
 clean:
-	rm -rf demo-out .pytest_cache build dist src/*.egg-info
+	rm -rf demo-out .pytest_cache .ruff_cache .mypy_cache build dist src/*.egg-info

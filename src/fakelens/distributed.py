@@ -86,7 +86,8 @@ def rng_state(device: torch.device) -> dict:
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    state["numpy"] = {"keys": torch.from_numpy(np.asarray(keys).astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}
+    keys = torch.from_numpy(np.asarray(keys).astype(np.int64))
+    state["numpy"] = {"keys": keys, "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)}
     return state
 
 

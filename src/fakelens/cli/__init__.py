@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fakelens",
         description="Detect deepfakes in face videos and images, and show why.",
     )
-    parser.add_argument("--version", action=_VersionAction,
-                        help="print the versions of fakelens and the key packages, and the lock's status, then exit")
+    parser.add_argument(
+        "--version", action=_VersionAction, help="print the versions of fakelens and the key packages, and the lock's status, then exit"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
