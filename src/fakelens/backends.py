@@ -19,6 +19,7 @@ from torch import nn
 
 from fakelens import atomic
 from fakelens.constants import IMAGENET_MEAN, IMAGENET_STD, INPUT_SIZE
+from fakelens.device import resolve_device
 from fakelens.model import DeepfakeClassifier
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def make_backend(classifier: DeepfakeClassifier, backend: str = "auto", device: 
     The ONNX file is exported once per set of weights into :func:`cache_dir`; if export or loading
     fails, PyTorch is used and the reason logged.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(device)
     if backend == "torch" or (backend == "auto" and (device.type != "cpu" or not onnxruntime_available())):
         return TorchBackend(classifier, device)
     if backend not in ("auto", "onnx"):

@@ -163,7 +163,7 @@ def aggregate_scores(scores: Sequence[float], method: str = "mean") -> float:
     from fakelens.metrics import STRATEGIES
 
     if method not in STRATEGIES:
-        raise ValueError(f"aggregate must be one of {sorted(STRATEGIES)}")
+        raise InvalidArgument(f"aggregate must be one of {', '.join(STRATEGIES)}, got {method!r}")
     return float(STRATEGIES[method](np.asarray(scores, dtype=np.float64)))
 
 

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from fakelens.constants import KEEP_MODES
+from fakelens.errors import InvalidArgument
 from fakelens.media import Frame, load_frames
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -280,8 +282,8 @@ class FaceExtractor:
         align: bool = False,
         batch_size: int = 8,
     ):
-        if keep not in ("largest", "all"):
-            raise ValueError("keep must be 'largest' or 'all'")
+        if keep not in KEEP_MODES:
+            raise InvalidArgument(f"keep must be one of {', '.join(KEEP_MODES)}, got {keep!r}")
         if detector is None:
             from fakelens.mtcnn import MTCNN
 

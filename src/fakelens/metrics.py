@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from fakelens.constants import AGGREGATIONS, THRESHOLD_CRITERIA  # re-exported: fakelens.metrics.AGGREGATIONS
+from fakelens.errors import InvalidArgument
 
 
 def _as_arrays(labels, scores) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +199,7 @@ def best_threshold(labels, scores, criterion: str = "balanced_accuracy") -> floa
     lowest), so the validation predictions are those of the chosen score with a margin on both sides.
     """
     if criterion not in THRESHOLD_CRITERIA:
-        raise ValueError(f"criterion must be one of {THRESHOLD_CRITERIA}, not {criterion!r}")
+        raise InvalidArgument(f"criterion must be one of {', '.join(THRESHOLD_CRITERIA)}, got {criterion!r}")
     y, s = _as_arrays(labels, scores)
     if not _has_both_classes(y):
         return 0.5
@@ -297,7 +298,7 @@ def aggregate_videos(videos: Sequence[str], scores, labels, strategy: str = "mea
     Every frame of a video must carry the same label; a video with mixed labels raises ``ValueError``.
     """
     if strategy not in STRATEGIES:
-        raise ValueError(f"aggregate must be one of {AGGREGATIONS}, not {strategy!r}")
+        raise InvalidArgument(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {strategy!r}")
     y, s = _as_arrays(labels, scores)
     if len(videos) != y.size:
         raise ValueError(f"videos ({len(videos)}) and scores ({y.size}) differ in length")

@@ -227,6 +227,7 @@ def manifest_from_face_images(
     import cv2
     from tqdm import tqdm
 
+    from fakelens.faces import largest_face
     from fakelens.media import read_image
 
     out_dir = Path(out_dir)
@@ -243,8 +244,7 @@ def manifest_from_face_images(
         if detector is not None:
             faces = detector.detect([crop])[0]
             if faces:
-                largest = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
-                crop_landmarks = np.asarray(largest.landmarks, dtype=np.float64).tolist()
+                crop_landmarks = np.asarray(largest_face(faces).landmarks, dtype=np.float64).tolist()
         name = f"{i:05d}_{source.parent.name}_{source.stem}.png"
         ok, png = cv2.imencode(".png", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
         if not ok:

@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from fakelens.device import resolve_device
-from fakelens.errors import MediaError
+from fakelens.errors import InvalidArgument, MediaError
 from fakelens.mtcnn.boxes import crop_windows, nms_min, regress, square
 from fakelens.mtcnn.nets import PNET_WINDOW, fold_input_normalisation, load_network
 from fakelens.mtcnn.pyramid import area_crops, area_resize, downscale, integral, pyramid_scales, resize_plan
@@ -167,14 +167,14 @@ class MTCNN:
         num_threads: int | None = 1,
     ):
         if not min_face_size > 0:
-            raise ValueError(f"min_face_size must be positive, got {min_face_size}")
+            raise InvalidArgument(f"min_face_size must be positive, got {min_face_size}")
         thresholds = tuple(float(t) for t in thresholds)
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
-            raise ValueError(f"thresholds must be three probabilities, got {thresholds}")
+            raise InvalidArgument(f"thresholds must be three probabilities, got {thresholds}")
         if not 0.0 < scale_factor < 1.0:
-            raise ValueError(f"scale_factor must be in (0, 1), got {scale_factor}")
+            raise InvalidArgument(f"scale_factor must be in (0, 1), got {scale_factor}")
         if detection_size is not None and detection_size < PNET_WINDOW:
-            raise ValueError(f"detection_size must be at least {PNET_WINDOW} or None, got {detection_size}")
+            raise InvalidArgument(f"detection_size must be at least {PNET_WINDOW} or None, got {detection_size}")
         self.min_face_size = min_face_size
         self.thresholds = thresholds
         self.scale_factor = float(scale_factor)
