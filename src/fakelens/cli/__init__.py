@@ -15,7 +15,7 @@ import sys
 from fakelens.errors import FakelensError
 
 # Order is the order shown in --help.
-SUBCOMMANDS = ["predict", "faces", "preprocess", "train", "evaluate", "explain", "export", "app", "serve", "doctor"]
+SUBCOMMANDS = ["predict", "scan", "faces", "preprocess", "train", "evaluate", "explain", "export", "app", "serve", "doctor"]
 
 
 class _VersionAction(argparse.Action):
