@@ -239,6 +239,7 @@ def test_import_and_help_need_neither_ray_nor_torch():
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Ray Data's own, from reading its DataContext
 @pytest.mark.skipif(not ray_available(), reason='needs Ray, the optional extra: pip install "fakelens[ray]"')
 def test_ray_engine_equals_predict(tmp_path_factory, monkeypatch, checkpoint, media, reference):
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a private local instance; no token under ~/.ray

@@ -95,7 +95,9 @@ def _init_ray(ray, address: str | None, num_cpus: int | None, options: dict | No
     if address:
         ray.init(address=address, **{k: v for k, v in kwargs.items() if k not in ("include_dashboard", "_temp_dir")})
     else:
-        ray.init(num_cpus=num_cpus, **kwargs)
+        ray.init(address="local", num_cpus=num_cpus, **kwargs)  # "local": a new instance, even beside a running cluster
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its per-dataset INFO lines; -v shows them
     return True
 
 

@@ -258,6 +258,7 @@ def plot_scores(results: pa.Table, path: str | os.PathLike) -> Path | None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return None
     rows = [r for r in results.to_pylist() if r["score"] is not None]
@@ -274,6 +275,7 @@ def plot_scores(results: pa.Table, path: str | os.PathLike) -> Path | None:
     ax.set_xlim(0, 1)
     ax.set_xlabel("P(fake)")
     ax.set_ylabel("inputs")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"{len(rows)} inputs with a face")
     if rows:
         ax.legend(fontsize=8)
