@@ -43,6 +43,10 @@ class RayUnavailable(FakelensError):
     """``--engine ray`` without Ray installed."""
 
 
+class RayScanFailed(FakelensError):
+    """Ray Data gave up (a node or worker lost past its retries); the parts written so far stay."""
+
+
 def import_ray():
     try:
         import ray
@@ -140,7 +144,14 @@ def run_ray(
             **classify_resources,
         )
         log.info("Ray: %s CPUs, %d GPUs, %d classifier actors", ray.cluster_resources().get("CPU"), gpus, actors)
-        for out in dataset.iter_rows():
+        rows = iter(dataset.iter_rows())
+        while True:
+            try:
+                out = next(rows)
+            except StopIteration:
+                break
+            except Exception as exc:  # noqa: BLE001 - a lost node or worker: say what to do, not a Ray traceback
+                raise RayScanFailed(f"the Ray scan stopped ({type(exc).__name__}: {exc}); finished inputs are saved, rerun to resume") from exc
             item = by_sha[str(out["sha256"])]
             yield item, json.loads(out["row_json"]), json.loads(out["faces_json"])
     finally:
@@ -156,4 +167,4 @@ def ray_available() -> bool:
     return True
 
 
-__all__ = ["Classifier", "RayUnavailable", "import_ray", "ray_available", "run_ray", "INSTALL_HINT"]
+__all__ = ["Classifier", "RayScanFailed", "RayUnavailable", "import_ray", "ray_available", "run_ray", "INSTALL_HINT"]
