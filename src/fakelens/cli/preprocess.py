@@ -14,6 +14,7 @@ examples:
   fakelens preprocess FaceForensics++ --dataset ffpp --compression c23 --out crops/ffpp --shard 0/4
   fakelens preprocess --merge crops/ffpp-0 crops/ffpp-1 crops/ffpp-2 crops/ffpp-3 --out crops/ffpp
   fakelens preprocess my_videos --dataset folder --out crops/mine   (my_videos/{real,fake}/...)
+  fakelens preprocess /shared/Celeb-DF-v2 --dataset celebdf --out /shared/crops --engine ray --address HEAD_IP:6379
 
 A run that is stopped (Ctrl-C, kill -9, power cut of the machine) continues where it stopped when run
 again with the same command. Videos that cannot be read or show no face are listed in OUT/failures.csv.
@@ -79,7 +80,14 @@ def register(subparsers) -> None:
     )
     group.add_argument("--val-groups", default=None, help="list: comma-separated groups always put in val (e.g. those of demo media)")
     group = parser.add_argument_group("running")
-    group.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    group.add_argument("--workers", type=int, default=1, help="local: worker processes (default 1)")
+    group.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help='local: this machine (default); ray: a Ray task per video on a Ray cluster (pip install "fakelens[ray]")',
+    )
+    group.add_argument("--address", default=None, help="ray: a running cluster to join (host:6379 or auto); default: start a local instance")
     group.add_argument("--shard", default=None, metavar="i/N", help="process only slice i of N (0-based), e.g. 0/4")
     group.add_argument("--retry-failed", action="store_true", help="redo videos that failed in an earlier run")
     group.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -99,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset is None:
         raise PreprocessError("--dataset is required: celebdf, ffpp, folder or list")
     shard = parse_shard(args.shard)
+    if args.address and args.engine != "ray":
+        raise PreprocessError("--address needs --engine ray")
     config = PreprocessConfig(
         frames=args.frames,
         size=args.size,
@@ -126,7 +136,17 @@ def run(args: argparse.Namespace) -> int:
     )
     records = balance(records, args.balance, frames=args.frames, seed=args.seed)
     print(format_counts(class_counts(records), unit=f"videos, balance={args.balance}"))
-    summary = preprocess(records, args.out, config, workers=args.workers, shard=shard, retry_failed=args.retry_failed, progress=not args.no_progress)
+    summary = preprocess(
+        records,
+        args.out,
+        config,
+        workers=args.workers,
+        shard=shard,
+        retry_failed=args.retry_failed,
+        progress=not args.no_progress,
+        engine=args.engine,
+        address=args.address,
+    )
     print(summary.format())
     if summary.failed or summary.no_face:
         print(f"see {summary.out_dir}/failures.csv for the {summary.failed + summary.no_face} videos without crops")

@@ -1,5 +1,7 @@
-"""A run over many videos: shard selection, resume (skip what has a part file), and the pool of worker
-processes (``spawn``; each builds one detector), then the outputs rebuilt and summarised.
+"""A run over many videos: shard selection, resume (skip what has a part file), then the videos run by
+an engine: ``local`` (this process, or a pool of worker processes, ``spawn``, each building one detector)
+or ``ray`` (one Ray task per video, :mod:`fakelens.preprocess.ray_engine`); then the outputs rebuilt from
+the part files and summarised, the same code for both engines.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from fakelens.preprocess.folder import FolderLock, check_config, clean_tmp_files
 from fakelens.preprocess.video import build_extractor, process_video
 
 log = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -106,6 +110,10 @@ def preprocess(
     retry_failed: bool = False,
     progress: bool = True,
     extractor=None,
+    engine: str = "local",
+    address: str | None = None,
+    num_cpus: int | None = None,
+    ray_options: dict | None = None,
 ) -> PreprocessSummary:
     """Crop every face of ``records`` into ``out_dir`` and write its manifest; resume what is done.
 
@@ -119,11 +127,22 @@ def preprocess(
     retry_failed : redo videos whose part says failed/error (default False: they are done).
     progress : show a tqdm bar over videos (default True).
     extractor : a ready :class:`fakelens.faces.FaceExtractor` for ``workers=1`` (default: built from config).
+    engine : ``"local"`` (default: ``workers`` processes on this machine) or ``"ray"`` (one Ray task per
+        video, 1 CPU each; ``workers`` is ignored). Both write the same part files, crops and manifest.
+    address : ray: a running cluster to join (``"host:6379"``, ``"auto"``); default: start a local instance.
+    num_cpus : ray: CPUs of the local instance it starts (default all).
+    ray_options : ray: extra ``ray.init`` arguments (e.g. ``{"_temp_dir": "/tmp/ray-prep"}``).
     """
     from tqdm.auto import tqdm
 
     config = config or PreprocessConfig()
     config.validate()
+    if engine not in ENGINES:
+        raise PreprocessError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "ray":
+        from fakelens.preprocess.ray_engine import import_ray
+
+        import_ray()  # without Ray: say what to install before touching the output folder
     if isinstance(shard, str):
         shard = parse_shard(shard)
     workers = max(1, int(workers))
@@ -154,8 +173,15 @@ def preprocess(
         bar = tqdm(
             total=len(selected), initial=len(selected) - len(pending), desc="preprocessing", unit="video", disable=not progress, dynamic_ncols=True
         )
+        info: dict = {}
+        if engine == "ray":
+            from fakelens.preprocess.ray_engine import run_ray
+
+            videos = run_ray(pending, out_dir, config, address=address, num_cpus=num_cpus, ray_options=ray_options, info=info)
+        else:
+            videos = _run(pending, out_dir, config, workers, extractor)
         try:
-            for result in _run(pending, out_dir, config, workers, extractor):
+            for result in videos:
                 results.append(result)
                 bar.update(1)
                 bar.set_postfix(
@@ -166,6 +192,9 @@ def preprocess(
                 )
         finally:
             bar.close()
+            videos.close()  # stops the pool or the Ray tasks at once when the loop is left by an exception
+        if engine == "ray":
+            workers = int(info.get("cpus", workers))  # the summary's "workers": the cluster's CPUs
         parts = []
         for record in records:
             part = read_part(part_path(out_dir, record.relpath))
