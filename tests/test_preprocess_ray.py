@@ -66,6 +66,21 @@ def test_import_needs_neither_ray_nor_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
 
 
+@pytest.mark.skipif(not ray_available(), reason='needs Ray, the optional extra: pip install "fakelens[ray]"')
+def test_a_refused_connection_says_how_to_authenticate(monkeypatch, tmp_path, capsys):
+    import fakelens.preprocess.ray_engine as ray_engine
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+
+    monkeypatch.setattr(ray_engine, "_init_ray", refuse)
+    root = folder_dataset(tmp_path)
+    args = ["preprocess", str(root), "--dataset", "folder", "--out", str(tmp_path / "out"), "--engine", "ray", "--address", "10.0.0.1:6379"]
+    assert main([*args, *SETTINGS]) == 1
+    err = capsys.readouterr().err
+    assert "cannot join the Ray cluster at 10.0.0.1:6379" in err and "RAY_AUTH_MODE=token" in err
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.skipif(not ray_available(), reason='needs Ray, the optional extra: pip install "fakelens[ray]"')
