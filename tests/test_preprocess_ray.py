@@ -68,12 +68,12 @@ def test_import_needs_neither_ray_nor_torch():
 
 @pytest.mark.skipif(not ray_available(), reason='needs Ray, the optional extra: pip install "fakelens[ray]"')
 def test_a_refused_connection_says_how_to_authenticate(monkeypatch, tmp_path, capsys):
-    import fakelens.preprocess.ray_engine as ray_engine
+    import ray
 
-    def refuse(*args, **kwargs):
+    def refuse(*args, **kwargs):  # what ray.init raises for a cluster that is down or wants a token
         raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
 
-    monkeypatch.setattr(ray_engine, "_init_ray", refuse)
+    monkeypatch.setattr(ray, "init", refuse)
     root = folder_dataset(tmp_path)
     args = ["preprocess", str(root), "--dataset", "folder", "--out", str(tmp_path / "out"), "--engine", "ray", "--address", "10.0.0.1:6379"]
     assert main([*args, *SETTINGS]) == 1

@@ -41,13 +41,6 @@ TASK_MEMORY = 768 * 2**20
 #: Tasks submitted ahead per cluster CPU: every CPU stays busy, and 100k videos are never all queued at once.
 IN_FLIGHT_PER_CPU = 2
 
-#: What a refused connection most often means with Ray 2.60 (README, "Scanning a collection").
-AUTH_HINT = (
-    "A cluster with token authentication (Ray 2.60's default) is joined with RAY_AUTH_MODE=token and its token "
-    "(~/.ray/auth_token copied from the head, or RAY_AUTH_TOKEN); one started with RAY_AUTH_MODE=disabled, with "
-    "RAY_AUTH_MODE=disabled"
-)
-
 # One detector per Ray worker process, rebuilt only for other settings.
 _EXTRACTOR: dict = {}
 
@@ -94,10 +87,7 @@ def run_ray(
     ray = import_ray()
     if not pending:
         return
-    try:
-        started = _init_ray(ray, address, num_cpus, ray_options)
-    except ConnectionError as exc:
-        raise RayPreprocessFailed(f"cannot join the Ray cluster at {address}: {exc}. {AUTH_HINT}") from None
+    started = _init_ray(ray, address, num_cpus, ray_options)  # RayConnectionFailed, with AUTH_HINT, when refused
     task = ray.remote(num_cpus=1, memory=TASK_MEMORY, max_retries=MAX_RETRIES, retry_exceptions=True)(_video_task)
     running: dict = {}
     try:

@@ -43,6 +43,18 @@ class RayUnavailable(FakelensError):
     """``--engine ray`` without Ray installed."""
 
 
+class RayConnectionFailed(FakelensError):
+    """``--address`` names a cluster this process cannot join (not running, or its token missing)."""
+
+
+#: What a refused connection usually means with Ray 2.60, whose clusters use token authentication by default.
+AUTH_HINT = (
+    "A cluster with token authentication (Ray 2.60's default) is joined with RAY_AUTH_MODE=token and its token "
+    "(~/.ray/auth_token copied from the head, or RAY_AUTH_TOKEN); one started with RAY_AUTH_MODE=disabled, with "
+    "RAY_AUTH_MODE=disabled"
+)
+
+
 class RayScanFailed(FakelensError):
     """Ray Data gave up (a node or worker lost past its retries); the parts written so far stay."""
 
@@ -97,7 +109,10 @@ def _init_ray(ray, address: str | None, num_cpus: int | None, options: dict | No
     kwargs.setdefault("logging_level", logging.WARNING)
     kwargs.setdefault("include_dashboard", False)
     if address:
-        ray.init(address=address, **{k: v for k, v in kwargs.items() if k not in ("include_dashboard", "_temp_dir")})
+        try:
+            ray.init(address=address, **{k: v for k, v in kwargs.items() if k not in ("include_dashboard", "_temp_dir")})
+        except ConnectionError as exc:
+            raise RayConnectionFailed(f"cannot join the Ray cluster at {address}: {exc}. {AUTH_HINT}") from None
     else:
         ray.init(address="local", num_cpus=num_cpus, **kwargs)  # "local": a new instance, even beside a running cluster
     if not log.isEnabledFor(logging.DEBUG):
