@@ -1,6 +1,6 @@
 """Turn a training run's best checkpoint into the bundled default model.
 
-    .venv/bin/python scripts/package_model.py runs/sbi-stage2/best.pt --name fakelens-default-v2 \
+    .venv/bin/python scripts/package_model.py runs/sbi-stage3/best.pt --name fakelens-default-v3 \
         --calibrate runs/faces/manifest.csv [--eval report.json]
 
 Writes src/fakelens/weights/default.pt (weights, config, threshold and validation metrics only:

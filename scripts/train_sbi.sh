@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The resumable SBI-only training of fakelens-default-v2 on the shared face pool, on CPU (2 cores).
+# The resumable SBI-only training of fakelens-default-v2 on the shared face pool, on CPU (2 cores);
+# scripts/train_sbi_stage3.sh continues it into fakelens-default-v3.
 #   bash scripts/train_sbi.sh      # starts, or resumes after an interruption (a killed job loses at most one epoch)
 # Stage 1: the first epoch of a 10-epoch schedule (6,000 images = 3,000 real/pseudo-fake pairs), then stopped:
 #   on this 2-core machine, busy with other jobs, training ran at 3-4.5 img/s, so the 10-epoch schedule
