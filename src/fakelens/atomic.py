@@ -49,3 +49,14 @@ def write_bytes(path: str | os.PathLike, data: bytes | str) -> Path:
 def write_json(path: str | os.PathLike, data: Any, indent: int | None = 2) -> Path:
     """Write ``data`` as JSON atomically."""
     return write_bytes(path, json.dumps(data, indent=indent, default=str) + "\n")
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this machine: how a stale lock or temporary file is told from a live one."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

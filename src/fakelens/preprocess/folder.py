@@ -20,16 +20,6 @@ PART_VERSION = 1
 _RECORD_COLUMNS = ("label", "split", "group", "method", "dataset")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_tmp_files(out_dir: str | os.PathLike) -> int:
     """Delete temporary files left by dead runs in ``out_dir`` and ``out_dir/parts``; return how many.
 
@@ -41,7 +31,7 @@ def clean_tmp_files(out_dir: str | os.PathLike) -> int:
             continue
         for tmp in folder.glob("*.tmp"):
             pid = tmp.name.rsplit(".", 2)[-2] if tmp.name.count(".") >= 2 else ""
-            if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            if pid.isdigit() and int(pid) != os.getpid() and atomic.pid_alive(int(pid)):
                 continue  # another live run (a shard sharing this folder) is writing it
             tmp.unlink(missing_ok=True)
             removed += 1

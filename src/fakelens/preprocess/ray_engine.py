@@ -30,7 +30,7 @@ from pathlib import Path
 from fakelens.data.records import VideoRecord
 from fakelens.preprocess.config import PreprocessConfig, PreprocessError
 from fakelens.preprocess.video import build_extractor, process_video
-from fakelens.scan.ray_engine import INSTALL_HINT, RayUnavailable, _init_ray, import_ray
+from fakelens.scan.ray_engine import INSTALL_HINT, RayUnavailable, _init_ray, import_ray, ray_available
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +126,6 @@ def run_ray(
             ray.cancel(ref)
         if started:
             ray.shutdown()
-
-
-def ray_available() -> bool:
-    try:
-        import_ray()
-    except RayUnavailable:
-        return False
-    return True
 
 
 __all__ = ["INSTALL_HINT", "MAX_RETRIES", "RayPreprocessFailed", "RayUnavailable", "import_ray", "ray_available", "run_ray"]

@@ -89,7 +89,7 @@ class ResultsFolder:
         for folder in (self.root, self.parts):
             for tmp in folder.glob(f"*{atomic.TMP_SUFFIX}"):
                 pid = tmp.name.rsplit(".", 2)[-2]
-                if not (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+                if not (pid.isdigit() and int(pid) != os.getpid() and atomic.pid_alive(int(pid))):
                     tmp.unlink(missing_ok=True)
         config = self.root / "config.json"
         if config.is_file():
@@ -162,16 +162,6 @@ class ResultsFolder:
         _write_table(self.root / "results.parquet", result_table)
         _write_table(self.root / "faces.parquet", face_table)
         return result_table, face_table
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # --------------------------------------------------------------------------- summary
