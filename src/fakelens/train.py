@@ -368,7 +368,12 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
 
     paired = cfg.fakes == "sbi" and cfg.sbi_pairs
     train_set = CropDataset(
-        train_rows, train_items, augment=Augmenter() if cfg.augment else None, seed=cfg.seed, purpose=PURPOSE_TRAIN, paired=paired
+        train_rows,
+        train_items,
+        augment=Augmenter(tight_p=cfg.tight_crop_p) if cfg.augment else None,
+        seed=cfg.seed,
+        purpose=PURPOSE_TRAIN,
+        paired=paired,
     )
     draws = cfg.samples_per_epoch or len(train_items)
     if paired:
@@ -589,6 +594,8 @@ def _validate_config(cfg: TrainConfig) -> None:
         problems.append("freeze-backbone-epochs and patience must be >= 0")
     if not 0.0 <= cfg.sbi_share <= 1.0:
         problems.append("sbi-share must be in [0, 1]")
+    if not 0.0 <= cfg.tight_crop_p <= 1.0:
+        problems.append("tight-crop-p must be in [0, 1]")
     if cfg.threshold_criterion not in THRESHOLD_CRITERIA:
         problems.append(f"threshold criterion must be one of {THRESHOLD_CRITERIA}")
     if problems:

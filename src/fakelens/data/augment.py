@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fakelens.constants import INPUT_SIZE
+from fakelens.constants import CROP_MARGIN, INPUT_SIZE
 from fakelens.data.manifest import ManifestRow
 
 
@@ -63,6 +63,15 @@ class Augmenter:
     #: the face shrunk onto a black canvas (as dataset tools export crops), so black borders are no cue either
     canvas_p: float = 0.1
     canvas_scale: tuple[float, float] = (0.6, 0.9)
+    #: the face box alone, mirror-filled back to the crop's margin: what ``predict`` makes of a tight face-crop
+    #: clip (padded-canvas detection, then a crop filled by reflection). Off by default, so that runs made
+    #: before it existed draw the same random numbers; ``fakelens train --tight-crop-p`` turns it on.
+    tight_p: float = 0.0
+    #: side of the face region kept, as a fraction of the crop's face box (the crop's central 1/1.3)
+    tight_side: tuple[float, float] = (0.85, 1.1)
+    #: share of tight faces also made soft (shrunk and upscaled back), as most face-crop clips are
+    tight_soft_p: float = 0.5
+    tight_soft: tuple[float, float] = (0.3, 0.8)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = image.shape[:2]
@@ -76,6 +85,8 @@ class Augmenter:
             out = cv2.warpAffine(np.ascontiguousarray(out), matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
         if rng.random() < self.color_p:
             out = self._colour(out, rng)
+        if self.tight_p > 0 and rng.random() < self.tight_p:
+            out = self._tight(out, rng)
         if rng.random() < self.canvas_p:
             out = self._canvas(out, rng)
         if rng.random() < self.grayscale_p:
@@ -102,6 +113,20 @@ class Augmenter:
         canvas = np.zeros_like(image)
         canvas[y0 : y0 + sh, x0 : x0 + sw] = cv2.resize(np.ascontiguousarray(image), (sw, sh), interpolation=cv2.INTER_AREA)
         return canvas
+
+    def _tight(self, image: np.ndarray, rng: np.random.Generator, margin: float = CROP_MARGIN) -> np.ndarray:
+        h, w = image.shape[:2]
+        side = min(w, h, max(16, int(round(min(w, h) / (1.0 + margin) * rng.uniform(*self.tight_side)))))
+        shift = rng.uniform(-0.04, 0.04, size=2) * (w, h)
+        x0 = int(np.clip(round((w - side) / 2 + shift[0]), 0, w - side))
+        y0 = int(np.clip(round((h - side) / 2 + shift[1]), 0, h - side))
+        face = np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side])
+        if rng.random() < self.tight_soft_p:
+            small = max(16, int(side * rng.uniform(*self.tight_soft)))
+            face = cv2.resize(cv2.resize(face, (small, small), interpolation=cv2.INTER_AREA), (side, side), interpolation=cv2.INTER_CUBIC)
+        pad = int(round(side * margin / 2))
+        framed = cv2.copyMakeBorder(face, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+        return cv2.resize(framed, (w, h), interpolation=cv2.INTER_AREA if framed.shape[0] > h else cv2.INTER_CUBIC)
 
     def _colour(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = image.astype(np.float32) / 255.0
