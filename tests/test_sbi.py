@@ -131,3 +131,74 @@ def test_paired_dataset_gives_real_and_its_own_pseudo_fake(shared_data):
             image, landmarks, __import__("fakelens.data", fromlist=["sample_rng"]).sample_rng(0, 0, 0, dataset.items[real_key[0]][0], real_key[1], 1)
         )
         assert np.array_equal(real, blended.real) and np.array_equal(fake, blended.image)
+
+
+# --------------------------------------------------------------------------- dense (468-point) masks, on examples/
+
+
+@pytest.fixture(scope="module")
+def example_face(examples):
+    """A real example's 224x224 crop, MTCNN's 5 crop landmarks and the face mesh's 468 points (no ../shared)."""
+    from fakelens.facemesh import FaceMesh
+    from fakelens.faces import FaceExtractor
+
+    crop = FaceExtractor().extract(examples / "real_ffpp_ex_original.png")[0]
+    points, confidence = FaceMesh().predict([crop.image])
+    assert confidence[0] > 0.9
+    return crop.image, np.asarray(crop.crop_landmarks), points[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dense_sbi_changes_only_inside_mask(example_face, seed):
+    from fakelens.sbi import SBIConfig
+
+    image, five, dense = example_face
+    result = self_blend(image, five, np.random.default_rng(seed), SBIConfig(mask="dense"), dense=dense)
+    assert result.used_landmarks
+    changed = np.any(result.image != result.real, axis=2)
+    assert not np.any(changed & ~(result.mask > 0)), "pixels outside the mask were modified"
+    assert changed.sum() > 0.05 * changed.size
+
+
+def _inside(points, hull) -> np.ndarray:
+    import cv2
+
+    contour = cv2.convexHull(np.asarray(hull, dtype=np.float32))
+    return np.array([cv2.pointPolygonTest(contour, (float(x), float(y)), False) >= 0 for x, y in points])
+
+
+def test_dense_hulls_cover_the_face_and_reach_the_jaw(example_face):
+    from fakelens import facemesh
+    from fakelens.sbi import DENSE_HULLS, dense_hull_points, face_hull_points
+
+    _, five, dense = example_face
+    eye_y, mouth_y = five[:2, 1].mean(), five[3:, 1].mean()
+    h = mouth_y - eye_y
+    below_mouth = [(five[3:, 0].mean(), mouth_y + 0.6 * h)]  # between the mouth and the chin
+    for kind in DENSE_HULLS:
+        hull = dense_hull_points(dense, np.random.default_rng(0), kind)
+        assert _inside(five, hull).all(), kind
+        if kind != "inner":
+            assert _inside(below_mouth, hull).all(), kind
+            assert hull[:, 1].max() >= dense[facemesh.CHIN, 1] - 1  # down to the chin itself
+            assert _inside(dense[list(facemesh.BROWS)], hull).all(), kind
+    oval = dense_hull_points(dense, np.random.default_rng(0), "oval")
+    assert oval[:, 1].min() <= dense[facemesh.FOREHEAD, 1] + 1
+    # The 5-point full-face hull on the same face: an extrapolation, the dense oval is what it stands for.
+    assert face_hull_points(five, np.random.default_rng(0)).shape == (11, 2)
+
+
+def test_dense_option_off_is_bit_for_bit_the_five_point_mask(example_face):
+    from fakelens.sbi import SBIConfig
+
+    image, five, dense = example_face
+    for seed in range(3):
+        plain = self_blend(image, five, np.random.default_rng(seed))
+        ignored = self_blend(image, five, np.random.default_rng(seed), SBIConfig(), dense=dense)
+        fallback = self_blend(image, five, np.random.default_rng(seed), SBIConfig(mask="dense"), dense=None)
+        assert np.array_equal(plain.image, ignored.image) and np.array_equal(plain.mask, ignored.mask)
+        assert np.array_equal(plain.image, fallback.image)
+        denser = self_blend(image, five, np.random.default_rng(seed), SBIConfig(mask="dense"), dense=dense)
+        assert not np.array_equal(plain.mask, denser.mask)
+    with pytest.raises(ValueError):
+        SBIConfig(mask="81")

@@ -28,6 +28,14 @@ Choices made here, checked against the paper's code (mapooon/SelfBlendedImages, 
   are lowered by 0.6-1.0 h to reach the chin, and the points are pushed outwards by 0.3-0.6 d to cover the
   cheeks. Either this *full face* hull (p = 0.6) or a tighter *inner face* hull (eyes to mouth, p = 0.4) is
   drawn, every point jittered by a few pixels - the counterpart of the paper's random hull types.
+* **Mask from 468 landmarks** (``SBIConfig(mask="dense")``; the default ``"five"`` is the hull above): the
+  points of MediaPipe's face mesh (:mod:`fakelens.facemesh`, computed once per crop and cached) give the jaw, the
+  chin and the brows themselves instead of extrapolating them. One of four hulls is drawn uniformly, as the
+  reference's ``random_get_hull`` draws one of its four: the whole *face oval* up to the forehead (the convex hull
+  of dlib's 81 points), *jaw and brows* (the hull of the 68: the oval below the brows, and the brows), *extended*
+  (jaw and brows with the brows lifted 20-80% of the way to the top of the forehead) and *inner* (the face oval
+  shrunk 70-85% towards the centre of the eyes, nose and mouth). A crop without dense points (the mesh saw no
+  face) falls back to the 5-point hull, with the same draws as under ``"five"``.
 * **Mask deformation**: an elastic deformation (a random displacement field smoothed by a Gaussian), a
   random overall scale of the mask (0.9-1.1), then the paper's ``get_blend_mask``: Gaussian blur, cut to
   the fully inside part, blur again with a random kernel, normalised to a peak of 1.
@@ -49,7 +57,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from fakelens import facemesh
+
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+MASK_MODES = ("five", "dense")
+#: The hull types of dense masks, drawn uniformly (see the module docstring).
+DENSE_HULLS = ("oval", "brows", "extended", "inner")
 
 
 @dataclass
@@ -71,6 +84,11 @@ class SBIConfig:
     elastic_alpha: float = 30.0  #: elastic displacement magnitude, pixels (before smoothing normalisation)
     elastic_sigma: float = 7.0  #: smoothing of the elastic displacement field, pixels
     blend_ratios: tuple[float, ...] = field(default_factory=lambda: BLEND_RATIOS)
+    mask: str = "five"  #: "five" (hull extrapolated from 5 landmarks) or "dense" (hulls of the 468-point mesh)
+
+    def __post_init__(self):
+        if self.mask not in MASK_MODES:
+            raise ValueError(f"mask must be one of {', '.join(MASK_MODES)}, got {self.mask!r}")
 
 
 @dataclass
@@ -193,6 +211,37 @@ def face_hull_points(landmarks: np.ndarray, rng: np.random.Generator, full_face:
     return points
 
 
+def _valid_dense(points, h: int, w: int) -> np.ndarray | None:
+    if points is None:
+        return None
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape != (facemesh.NUM_POINTS, 2) or not np.isfinite(points).all():
+        return None
+    span = points.max(axis=0) - points.min(axis=0)
+    if span[0] < 0.1 * w or span[1] < 0.1 * h or (points < -0.25 * w).any() or (points > 1.25 * w).any():
+        return None
+    return points
+
+
+def dense_hull_points(points: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> np.ndarray:
+    """A hull (K, 2) around the face from the 468 mesh points: ``kind`` in :data:`DENSE_HULLS`, or drawn (default)."""
+    points = np.asarray(points, dtype=np.float64)
+    if kind is None:
+        kind = DENSE_HULLS[int(rng.integers(len(DENSE_HULLS)))]
+    oval, jaw, brows = (points[list(ix)] for ix in (facemesh.FACE_OVAL, facemesh.JAW, facemesh.BROWS))
+    if kind == "oval":
+        return oval
+    if kind == "brows":
+        return np.concatenate([jaw, brows])
+    if kind == "extended":
+        lift = points[facemesh.FOREHEAD] - brows.mean(axis=0)
+        return np.concatenate([jaw, brows + rng.uniform(0.2, 0.8) * lift])
+    if kind == "inner":
+        centre = facemesh.five_points(points).mean(axis=0)
+        return centre + rng.uniform(0.7, 0.85) * (oval - centre)
+    raise ValueError(f"unknown dense hull {kind!r}")
+
+
 def _polygon_mask(points: np.ndarray, h: int, w: int) -> np.ndarray:
     hull = cv2.convexHull(np.round(points).astype(np.int32))
     mask = np.zeros((h, w), dtype=np.float32)
@@ -254,19 +303,24 @@ def make_blend_mask(
     landmarks=None,
     rng: np.random.Generator | None = None,
     config: SBIConfig | None = None,
+    dense=None,
 ) -> tuple[np.ndarray, bool]:
-    """Soft face mask in [0, 1] (before the blend ratio) and whether the landmarks were used."""
+    """Soft face mask in [0, 1] (before the blend ratio) and whether landmarks were used; ``dense`` (468, 2)
+    mesh points in crop pixels shape it when ``config.mask == "dense"``."""
     rng = rng if rng is not None else np.random.default_rng()
     cfg = config or SBIConfig()
     h, w = shape
     points = _valid_landmarks(landmarks, h, w)
-    if points is not None:
+    mesh_points = _valid_dense(dense, h, w) if cfg.mask == "dense" else None
+    if mesh_points is not None:
+        mask = _polygon_mask(dense_hull_points(mesh_points, rng), h, w)
+    elif points is not None:
         mask = _polygon_mask(face_hull_points(points, rng, full_face=rng.random() < cfg.full_face_p), h, w)
     else:
         mask = _ellipse_mask(h, w, rng)
     mask = _elastic(mask, rng, cfg.elastic_alpha, cfg.elastic_sigma)
     mask = _random_scale(mask, rng)
-    return _blend_mask(mask, rng), points is not None
+    return _blend_mask(mask, rng), points is not None or mesh_points is not None
 
 
 def is_grayscale(image: np.ndarray) -> bool:
@@ -304,6 +358,7 @@ def self_blend(
     landmarks=None,
     rng: np.random.Generator | None = None,
     config: SBIConfig | None = None,
+    dense=None,
 ) -> SBIResult:
     """Make one self-blended pseudo-fake from a REAL (H, W, 3) uint8 RGB crop.
 
@@ -313,6 +368,8 @@ def self_blend(
     landmarks : its 5 MTCNN landmarks in crop pixels, (5, 2); None (default) falls back to a centred ellipse.
     rng : numpy Generator (default: a fresh unseeded one); pass a seeded one for reproducible output.
     config : transform strengths (default :class:`SBIConfig()`).
+    dense : its 468 face-mesh points in crop pixels, (468, 2) (:mod:`fakelens.facemesh`); used only with
+        ``config.mask == "dense"``; None (default) or unusable points fall back to the 5-landmark mask.
     """
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
@@ -330,7 +387,7 @@ def self_blend(
             target = _to_gray(target)
         source = image.astype(np.float32)
     target = np.clip(np.rint(target), 0, 255)
-    mask, used = make_blend_mask((h, w), landmarks, rng, cfg)
+    mask, used = make_blend_mask((h, w), landmarks, rng, cfg, dense)
     matrix = _random_affine(h, w, rng, cfg)
     source = cv2.warpAffine(source, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
     if gray:
