@@ -202,3 +202,24 @@ def test_dense_option_off_is_bit_for_bit_the_five_point_mask(example_face):
         assert not np.array_equal(plain.mask, denser.mask)
     with pytest.raises(ValueError):
         SBIConfig(mask="81")
+
+
+def test_dataset_dense_option(example_face, tmp_path):
+    import cv2
+
+    from fakelens.sbi import SBIConfig
+    from fakelens.train_config import TrainConfig, field_help
+
+    image, five, dense = example_face
+    path = tmp_path / "face.png"
+    assert cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    rows = [ManifestRow(crop_path=path, label="real", crop_landmarks=five.tolist())]
+    items = [(0, "sbi")]
+    fractions = [dense / 224.0]
+    plain = CropDataset(rows, items, seed=3).get_image(0)[0]
+    ignored = CropDataset(rows, items, seed=3, dense=fractions).get_image(0)[0]
+    used = CropDataset(rows, items, seed=3, sbi=SBIConfig(mask="dense"), dense=fractions).get_image(0)[0]
+    direct = self_blend(image, five, None, SBIConfig(mask="dense"), dense=dense)
+    assert np.array_equal(plain, ignored) and not np.array_equal(plain, used)
+    assert direct.used_landmarks
+    assert TrainConfig().sbi_mask == "five" and "468" in field_help("sbi_mask")

@@ -61,6 +61,8 @@ FAKES_MODES = ("dataset", "sbi", "both")
 BN_MODES = ("auto", "train", "frozen")
 #: Which backbone parameters train: all, or only batch norm weights and biases (BlenD).
 BACKBONE_PARAMS = ("all", "norm")
+#: SBI's blend mask: the hull extrapolated from 5 landmarks, or hulls of the 468-point face mesh (fakelens.sbi).
+SBI_MASKS = ("five", "dense")
 
 # --------------------------------------------------------------------------- explanations
 #: CAM methods, by registry name (fakelens.explain's registry holds one class per name), with their

@@ -58,9 +58,10 @@ import cv2
 import numpy as np
 
 from fakelens import facemesh
+from fakelens.constants import SBI_MASKS
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
-MASK_MODES = ("five", "dense")
+MASK_MODES = SBI_MASKS
 #: The hull types of dense masks, drawn uniformly (see the module docstring).
 DENSE_HULLS = ("oval", "brows", "extended", "inner")
 

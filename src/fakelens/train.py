@@ -67,6 +67,7 @@ from fakelens.errors import FakelensError
 from fakelens.evaluate import _autocast, score_dataset
 from fakelens.metrics import best_threshold, binary_metrics
 from fakelens.model import DeepfakeClassifier, load_backbone_weights
+from fakelens.sbi import SBIConfig
 from fakelens.train_config import RUNTIME_FIELDS, TrainConfig, config_yaml
 from fakelens.training_data import (
     build_train_items,
@@ -326,6 +327,29 @@ def _resolve_config(cfg: TrainConfig, info: DistInfo) -> tuple[TrainConfig, dict
     return cfg, payload
 
 
+def _dense_points(cfg: TrainConfig, rows: list[ManifestRow], items: list[tuple[int, str]]) -> list | None:
+    """With ``--sbi-mask dense``, the face-mesh points of the rows SBI blends (None for the others), meshed once
+    and cached beside the manifest (in the run folder where that is read-only); otherwise None."""
+    if cfg.sbi_mask != "dense":
+        return None
+    import os
+
+    from fakelens.facemesh import cache_path_for, dense_landmarks
+
+    wanted = sorted({i for i, kind in items if kind == "sbi"})
+    cache = cache_path_for(cfg.manifest)
+    if not os.access(cache.parent, os.W_OK):
+        cache = Path(cfg.out) / "facemesh.npz"
+    found = dense_landmarks([rows[i] for i in wanted], cache, progress=cfg.progress)
+    dense: list = [None] * len(rows)
+    for i, points in zip(wanted, found):
+        dense[i] = points
+    missing = sum(points is None for points in found)
+    if missing:
+        log.info("face mesh: no face found in %d of %d crops; those use the 5-point mask", missing, len(wanted))
+    return dense
+
+
 def _load_splits(cfg: TrainConfig) -> tuple[list[ManifestRow], list[tuple[int, str]], CropDataset | None, str | None]:
     """Train rows and items, and the validation dataset (None without a val split) with where its fakes come from."""
     train_rows = subset_rows(read_manifest(cfg.manifest, split="train"), cfg.max_train_images, cfg.seed)
@@ -345,7 +369,12 @@ def _load_splits(cfg: TrainConfig) -> tuple[list[ManifestRow], list[tuple[int, s
         log.warning("no val split: no model selection, no early stopping, best.pt = last epoch with threshold 0.5")
         return train_rows, train_items, None, None
     val_items, val_fakes = build_val_items(val_rows, cfg.fakes)
-    val_set = CropDataset(val_rows, val_items, seed=cfg.seed, purpose=PURPOSE_EVAL_SBI) if val_items else None
+    val_set = None
+    if val_items:
+        val_set = CropDataset(
+            val_rows, val_items, seed=cfg.seed, purpose=PURPOSE_EVAL_SBI,
+            sbi=SBIConfig(mask=cfg.sbi_mask), dense=_dense_points(cfg, val_rows, val_items),
+        )  # fmt: skip
     return train_rows, train_items, val_set, val_fakes
 
 
@@ -374,6 +403,8 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
         seed=cfg.seed,
         purpose=PURPOSE_TRAIN,
         paired=paired,
+        sbi=SBIConfig(mask=cfg.sbi_mask),
+        dense=_dense_points(cfg, train_rows, train_items),
     )
     draws = cfg.samples_per_epoch or len(train_items)
     if paired:

@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fakelens.constants import BACKBONE_PARAMS, BN_MODES, FAKES_MODES, THRESHOLD_CRITERIA
+from fakelens.constants import BACKBONE_PARAMS, BN_MODES, FAKES_MODES, SBI_MASKS, THRESHOLD_CRITERIA
 from fakelens.errors import InvalidArgument
 
 #: Fields that change how a run executes but not what it computes: a resumed run may change them.
@@ -58,6 +58,13 @@ class TrainConfig:
     max_train_images: int | None = option(None, "use at most this many training crops, a seeded subset (default all)")
     max_val_images: int | None = option(None, "use at most this many validation crops (default all)")
     sbi_share: float = option(0.5, "share of the FAKE half drawn from SBI with --fakes both")
+    #: The 468 points are meshed once per crop into <manifest>.facemesh.npz (RUN/facemesh.npz where the
+    #: manifest's folder is read-only); see docs/results/mask_compare.md for how the two masks differ.
+    sbi_mask: str = option(
+        "five",
+        "SBI blend mask: five = hull extrapolated from MTCNN's 5 landmarks; dense = hulls of the 468-point face mesh (jaw, chin, brows)",
+        SBI_MASKS,
+    )
     sbi_pairs: bool = option(True, "with --fakes sbi, each drawn real crop and its own pseudo-fake share a batch (the SBI paper)")
     augment: bool = option(True, "data augmentation")
     #: A user's tight face-crop clip reaches the model as a face box mirror-filled to the crop's margin, and

@@ -38,6 +38,8 @@ class CropDataset(Dataset):
     seed : base seed of the keyed randomness (default 0).
     purpose : :data:`PURPOSE_TRAIN` (default) or :data:`PURPOSE_EVAL_SBI` (fixed pseudo-fakes for validation).
     size : crop side (default 224).
+    dense : per row, its 468 face-mesh points as fractions of the crop ((468, 2), or None), from
+        :func:`fakelens.facemesh.dense_landmarks`; SBI uses them when ``sbi.mask == "dense"`` (default None: none).
     paired : False (default) draws every item's randomness on its own. True keys it on ``(row, draw)``
         instead, so a REAL item and the SBI item of the same row drawn with the same draw number are the two
         halves of one self-blended pair - the real target and its own pseudo-fake, with identical
@@ -56,8 +58,10 @@ class CropDataset(Dataset):
         purpose: int = PURPOSE_TRAIN,
         size: int = INPUT_SIZE,
         paired: bool = False,
+        dense: Sequence[np.ndarray | None] | None = None,
     ):
         self.rows = list(rows)
+        self.dense = dense
         self.paired = paired
         self.items = list(items) if items is not None else [(i, r.label) for i, r in enumerate(self.rows)]
         for _, kind in self.items:
@@ -90,19 +94,21 @@ class CropDataset(Dataset):
         index, draw = key if isinstance(key, (tuple, list)) else (key, 0)
         row_index, kind = self.items[index]
         image, landmarks = load_crop(self.rows[row_index], self.size)
+        points = self.dense[row_index] if self.dense is not None else None
+        dense = None if points is None else points * (image.shape[1], image.shape[0])
         # The evaluation pseudo-fakes must not change between epochs, so their key ignores the epoch.
         epoch = self.epoch if self.purpose == PURPOSE_TRAIN else 0
         if not self.paired:
             rng = sample_rng(self.seed, self.purpose, epoch, index, draw)
             if kind == "sbi":
-                image = self_blend(image, landmarks, rng, self.sbi).image
+                image = self_blend(image, landmarks, rng, self.sbi, dense).image
             if self.augment is not None:
                 image = self.augment(image, rng)
             return image, (0 if kind == "real" else 1)
         # Both halves of a pair see the same generators: the same blend side and the same augmentation.
         blend_rng = sample_rng(self.seed, self.purpose, epoch, row_index, draw, 1)
         if kind == "sbi":
-            image = self_blend(image, landmarks, blend_rng, self.sbi).image
+            image = self_blend(image, landmarks, blend_rng, self.sbi, dense).image
         elif kind == "real":
             image = blend_pair_real(image, blend_rng, self.sbi)
         if self.augment is not None:
