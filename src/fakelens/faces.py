@@ -179,13 +179,27 @@ def _unpad(faces: list[Face], pad: int) -> list[Face]:
     ]
 
 
-def detect_faces(detector: MTCNN, images: Sequence[np.ndarray], pad_max_side: int = PAD_MAX_SIDE) -> list[list[Face]]:
+def detect_faces(
+    detector: MTCNN,
+    images: Sequence[np.ndarray],
+    pad_max_side: int = PAD_MAX_SIDE,
+    reduced: Sequence[np.ndarray] | None = None,
+) -> list[list[Face]]:
     """Faces in each image, detecting small (tight) images on a padded canvas and retrying padded where
-    nothing was found (see the module docstring). ``pad_max_side=0`` pads only for the retry."""
+    nothing was found (see the module docstring). ``pad_max_side=0`` pads only for the retry.
+    ``reduced`` are the images as :meth:`MTCNN.reduce` gives them, when the caller downscaled them already
+    (the faces found are the same; only the retry, rare, reads the full images)."""
     images = list(images)
     small = [max(img.shape[:2]) <= pad_max_side for img in images]
     padded = {k: pad_frame(images[k]) for k, is_small in enumerate(small) if is_small}
-    first = detector.detect([padded[k][0] if k in padded else img for k, img in enumerate(images)])
+    if reduced is None:
+        first = detector.detect([padded[k][0] if k in padded else img for k, img in enumerate(images)])
+    else:
+        # Small images are padded from the original (a reduced copy of a small image is the image itself);
+        # the others go in reduced, with their original sizes, so their boxes come back in original pixels.
+        inputs = [padded[k][0] if k in padded else reduced[k] for k in range(len(images))]
+        sizes = [padded[k][0].shape[:2] if k in padded else images[k].shape[:2] for k in range(len(images))]
+        first = detector.detect(inputs, original_sizes=sizes)
     faces = [_unpad(found, padded[k][1]) if k in padded else found for k, found in enumerate(first)]
     retry = [k for k, found in enumerate(faces) if not found and k not in padded]
     if retry:
@@ -311,32 +325,40 @@ class FaceExtractor:
 
     def extract_frames(self, frames: Sequence[Frame], progress: bool = False) -> list[FaceCrop]:
         """Face crops of already-decoded frames, in frame order then track order."""
-        faces_per_frame = self.detect(frames, progress=progress)
-        if self.keep == "largest":
-            faces_per_frame = [[largest_face(faces)] if faces else [] for faces in faces_per_frame]
-            tracks = [[0] * len(faces) for faces in faces_per_frame]
-        else:
-            tracks = link_tracks(faces_per_frame)
+        faces_per_frame = self.select(self.detect(frames, progress=progress))
         crops: list[FaceCrop] = []
-        for frame, faces, ids in zip(frames, faces_per_frame, tracks):
+        for frame, faces, ids in zip(frames, faces_per_frame, self.tracks(faces_per_frame)):
             for face, track in sorted(zip(faces, ids), key=lambda pair: pair[1]):
-                if track < 0:
-                    continue
-                image, box, matrix = crop_face(frame.image, face, self.size, self.margin, self.align)
-                crops.append(
-                    FaceCrop(
-                        frame_index=frame.index,
-                        timestamp=frame.timestamp,
-                        track=track,
-                        box=tuple(float(v) for v in face.box),
-                        prob=float(face.prob),
-                        landmarks=tuple((float(x), float(y)) for x, y in face.landmarks),
-                        crop_box=box,
-                        crop_landmarks=_transform_points(face.landmarks, matrix),
-                        image=image,
-                    )
-                )
+                if track >= 0:
+                    crops.append(self.crop(frame, face, track))
         return crops
+
+    def select(self, faces_per_frame: list[list[Face]]) -> list[list[Face]]:
+        """The faces kept per frame: all of them, or with ``keep="largest"`` the largest one."""
+        if self.keep == "largest":
+            return [[largest_face(faces)] if faces else [] for faces in faces_per_frame]
+        return faces_per_frame
+
+    def tracks(self, faces_per_frame: Sequence[Sequence[Face]]) -> list[list[int]]:
+        """A track id per kept face (-1: a spurious track, not cropped); see :func:`link_tracks`."""
+        if self.keep == "largest":
+            return [[0] * len(faces) for faces in faces_per_frame]
+        return link_tracks(faces_per_frame)
+
+    def crop(self, frame: Frame, face: Face, track: int) -> FaceCrop:
+        """One face of one frame as a :class:`FaceCrop` (the pipeline crops before tracks are known, with -1)."""
+        image, box, matrix = crop_face(frame.image, face, self.size, self.margin, self.align)
+        return FaceCrop(
+            frame_index=frame.index,
+            timestamp=frame.timestamp,
+            track=track,
+            box=tuple(float(v) for v in face.box),
+            prob=float(face.prob),
+            landmarks=tuple((float(x), float(y)) for x, y in face.landmarks),
+            crop_box=box,
+            crop_landmarks=_transform_points(face.landmarks, matrix),
+            image=image,
+        )
 
     def extract(self, path: str | Path, progress: bool = False) -> list[FaceCrop]:
         """Face crops of an image or of ``num_frames`` frames sampled from a video ([] when no face)."""

@@ -281,6 +281,87 @@ def _apply_rotation(image: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
+#: Keyframe-only sampling (``keyframes="auto"``) is used when every sampled frame has its own keyframe
+#: within this share of the sampling step; a keyframe stands in for it, and only keyframes are decoded.
+KEYFRAME_TOLERANCE = 0.5
+#: What :attr:`SamplingPlan.mode` says: frames decoded straight through, or keyframes only.
+SAMPLING_MODES = ("even", "keyframes")
+
+
+@dataclass
+class SamplingPlan:
+    """Which frames of a video to decode: ``indices``, and how they relate to the evenly spread ``requested`` ones.
+
+    ``mode`` is ``"even"`` (``indices == requested``, decoded straight through) or ``"keyframes"`` (each
+    requested frame replaced by its nearest keyframe, and only keyframes decoded); ``note`` says why.
+    """
+
+    info: VideoInfo
+    requested: list[int]
+    indices: list[int]
+    mode: str = "even"
+    note: str = ""
+
+
+def keyframe_indices(path: str | Path, info: VideoInfo | None = None) -> list[int]:
+    """Frame indices of a video's keyframes, from its packets (nothing decoded); [] when it says nothing."""
+    import av
+
+    path = Path(path)
+    info = info or probe_video(path)
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        time_base, start_pts = stream.time_base or Fraction(1, 1), stream.start_time or 0
+        found = set()
+        for packet in container.demux(stream):
+            if packet.size > 0 and packet.is_keyframe and packet.pts is not None:
+                found.add(int(round(float((packet.pts - start_pts) * time_base) * info.fps)))
+        return sorted(found)
+    except av.FFmpegError:
+        return []
+    finally:
+        container.close()
+
+
+def plan_sampling(
+    path: str | Path,
+    num_frames: int = 32,
+    keyframes: str = "never",
+    max_duration: float = MAX_DURATION,
+    info: VideoInfo | None = None,
+) -> SamplingPlan:
+    """The frames :func:`iter_video` will decode. ``keyframes="auto"`` samples keyframes only when they are
+    dense enough (each requested frame has a keyframe of its own within :data:`KEYFRAME_TOLERANCE` of the
+    sampling step), which skips decoding every other frame; ``"never"`` (default) always decodes the
+    requested frames. The plan records which was done."""
+    path = Path(path)
+    info = info or probe_video(path)
+    usable = info.frame_count
+    if info.duration > max_duration:
+        usable = max(1, int(max_duration * info.fps))
+        log.warning("%s lasts %.0f s; sampling only its first %.0f s", path.name, info.duration, max_duration)
+    wanted = sample_indices(usable, num_frames)
+    plan = SamplingPlan(info, wanted, list(wanted), "even", "every requested frame decoded")
+    if keyframes == "never" or len(wanted) < 2:
+        return plan
+    if keyframes != "auto":
+        raise ValueError(f"keyframes must be 'auto' or 'never', got {keyframes!r}")
+    keys = np.asarray(keyframe_indices(path, info), dtype=np.int64)
+    tolerance = KEYFRAME_TOLERANCE * usable / len(wanted)
+    if len(keys) < len(wanted):
+        plan.note = f"keyframes too sparse ({len(keys)} for {len(wanted)} frames): decoded straight through"
+        return plan
+    nearest = [int(keys[np.abs(keys - target).argmin()]) for target in wanted]
+    far = max(abs(k - t) for k, t in zip(nearest, wanted))
+    if len(set(nearest)) < len(wanted) or far > tolerance:
+        plan.note = f"keyframes too sparse (a sampled frame is {far} frames from its nearest one): decoded straight through"
+        return plan
+    plan.indices, plan.mode = nearest, "keyframes"
+    plan.note = f"keyframes only: each sampled frame is its nearest keyframe, at most {far} frames ({far / info.fps:.2f} s) away"
+    return plan
+
+
 def read_video(
     path: str | Path,
     num_frames: int = 32,
@@ -297,20 +378,24 @@ def read_video(
         with a warning, so an hours-long file never costs hours.
     info : a :class:`VideoInfo` from :func:`probe_video`, to avoid probing twice.
     """
+    return list(iter_video(path, plan_sampling(path, num_frames, max_duration=max_duration, info=info)))
+
+
+def iter_video(path: str | Path, plan: SamplingPlan):
+    """Decode the frames of a :class:`SamplingPlan` one at a time (a generator: the pipeline detects faces
+    in the first frames while later ones decode). Raises :class:`MediaError` when no frame decodes."""
     import av
 
     path = Path(path)
-    info = info or probe_video(path)
-    usable = info.frame_count
-    if info.duration > max_duration:
-        usable = max(1, int(max_duration * info.fps))
-        log.warning("%s lasts %.0f s; sampling only its first %.0f s", path.name, info.duration, max_duration)
-    wanted = sample_indices(usable, num_frames)
-    frames: list[Frame] = []
+    info, wanted = plan.info, plan.indices
+    count = 0
     container = _open_container(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        keyframes_only = plan.mode == "keyframes"
+        if keyframes_only:
+            stream.codec_context.skip_frame = "NONKEY"  # the decoder drops every other frame unread
         time_base = stream.time_base or Fraction(1, 1)
         start_pts = stream.start_time or 0
         frame_period = 1.0 / info.fps
@@ -320,7 +405,7 @@ def read_video(
         target = next(targets)
         decoder = container.decode(stream)
         while target is not None:
-            if target - position > SEEK_GAP and seeked_for != target:
+            if not keyframes_only and target - position > SEEK_GAP and seeked_for != target:
                 # Jump close to the target, then decode forward; a keyframe seek lands at or before it.
                 offset = int(target * frame_period / time_base)
                 container.seek(start_pts + offset, stream=stream, backward=True)
@@ -342,20 +427,20 @@ def read_video(
                 # Variable frame rate can step over a target: the first frame at or after it stands in.
                 image = frame.to_ndarray(format="rgb24")
                 rotation = int(getattr(frame, "rotation", 0) or info.rotation)
-                frames.append(Frame(index, round(seconds, 4), _apply_rotation(image, rotation)))
+                count += 1
+                yield Frame(index, round(seconds, 4), _apply_rotation(image, rotation))
                 while target is not None and target <= index:
                     target = next(targets, None)
     except av.FFmpegError as exc:
-        if not frames:
+        if not count:
             raise MediaError(path, f"the video is corrupt ({exc})") from None
-        log.warning("%s: decoding stopped early (%s); kept %d frames", path.name, exc, len(frames))
+        log.warning("%s: decoding stopped early (%s); kept %d frames", path.name, exc, count)
     finally:
         container.close()
-    if not frames:
+    if not count:
         raise MediaError(path, "no frame could be decoded (truncated or corrupt video)")
-    if len(frames) < len(wanted):
-        log.info("%s: decoded %d of %d sampled frames", path.name, len(frames), len(wanted))
-    return frames
+    if count < len(wanted):
+        log.info("%s: decoded %d of %d sampled frames", path.name, count, len(wanted))
 
 
 def load_frames(path: str | Path, num_frames: int = 32, kind: str | None = None) -> list[Frame]:
@@ -390,6 +475,10 @@ __all__ = [
     "read_image",
     "probe_video",
     "read_video",
+    "iter_video",
+    "plan_sampling",
+    "keyframe_indices",
+    "SamplingPlan",
     "sample_indices",
     "load_frames",
     "frames_from_array",

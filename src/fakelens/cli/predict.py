@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from fakelens.constants import AGGREGATIONS, DEFAULT_FRAMES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fakelens.constants import AGGREGATIONS, DEFAULT_FRAMES, DEFAULT_KEYFRAMES, IMAGE_SUFFIXES, KEYFRAME_MODES, VIDEO_SUFFIXES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--backend", choices=["auto", "onnx", "torch"], default="auto", help="classifier engine (default auto: ONNX Runtime on CPU when installed)"
     )
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument(
+        "--sequential",
+        action="store_true",
+        help="decode, find faces and score one after the other, file by file (default: overlapped in threads, "
+        "the next file decoding while this one is scored; same results)",
+    )
+    parser.add_argument(
+        "--keyframes",
+        choices=KEYFRAME_MODES,
+        default=DEFAULT_KEYFRAMES,
+        help="auto: sample only keyframes when they are dense enough to stand in for the frames asked for (recorded as "
+        f"'sampling' in --details); never: always decode those frames (default {DEFAULT_KEYFRAMES})",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per input per line")
     parser.add_argument("--details", action="store_true", help="with --json: add per-face scores and timings")
     parser.set_defaults(func=run)
@@ -47,7 +60,15 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.detector import Detector
     from fakelens.errors import FakelensError
 
-    options = dict(num_frames=args.frames, threshold=args.threshold, aggregate=args.aggregate, backend=args.backend, device=args.device)
+    options = dict(
+        num_frames=args.frames,
+        threshold=args.threshold,
+        aggregate=args.aggregate,
+        backend=args.backend,
+        device=args.device,
+        overlap=not args.sequential,
+        keyframes=args.keyframes,
+    )
     detector = Detector.from_checkpoint(args.checkpoint, **options) if args.checkpoint else Detector.default(**options)
     inputs = expand(args.paths)
     if not inputs:
@@ -57,16 +78,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"model: {detector.name} (threshold {detector.threshold:.3f}, {detector.classify.name})")
         print(f"{'verdict':8} {'P(fake)':>8} {'frames':>6} {'faces':>5} {'seconds':>7}  path")
-    for path in inputs:
-        try:
-            result = detector.predict(path)
+    for path, outcome in detector.predict_many(inputs):
+        result = None if isinstance(outcome, FakelensError) else outcome
+        if result is None:
+            failed += 1
+            row = {"path": str(path), "label": "ERROR", "score": None, "frames": 0, "faces": 0, "error": getattr(outcome, "reason", str(outcome))}
+        else:
             row = {"path": str(path), "label": result.label, "score": result.score, "frames": result.frames, "faces": result.num_faces, "error": None}
             if args.details:
                 row["details"] = result.to_dict()
-        except FakelensError as exc:
-            failed += 1
-            row = {"path": str(path), "label": "ERROR", "score": None, "frames": 0, "faces": 0, "error": getattr(exc, "reason", str(exc))}
-            result = None
         if args.json:
             print(json.dumps(row), flush=True)
         else:

@@ -196,30 +196,56 @@ class MTCNN:
 
     # ------------------------------------------------------------------ public
 
-    def detect(self, frames) -> list[list[Face]]:
+    def detect(self, frames, original_sizes: Sequence[tuple[int, int]] | None = None) -> list[list[Face]]:
         """Faces in each frame, most probable first.
 
         ``frames`` is a list of (H, W, 3) uint8 RGB arrays or tensors (sizes may differ; a list of
         :class:`fakelens.media.Frame` works too), an (N, H, W, 3) uint8 array or tensor, or a single
         (H, W, 3) frame. Returns one list per frame (empty where no face was found). Bad input raises
         :class:`fakelens.errors.MediaError`.
+
+        ``original_sizes`` (one (height, width) per frame) says that the frames were already reduced with
+        :meth:`reduce` from frames of those sizes: ``min_face_size`` and the boxes returned are then in
+        pixels of the original frames, exactly as if those had been passed. This lets a caller downscale
+        once, in another thread (the pipeline's decoder), and keep only the small copy for detection.
         """
         images = _as_frames(frames)
+        if original_sizes is not None and len(original_sizes) != len(images):
+            raise InvalidArgument(f"original_sizes has {len(original_sizes)} entries for {len(images)} frames")
         results: list[list[Face]] = [[] for _ in images]
-        by_size: dict[tuple[int, int], list[int]] = {}
+        by_size: dict[tuple[int, int, int, int], list[int]] = {}
         for k, image in enumerate(images):
-            by_size.setdefault((image.shape[0], image.shape[1]), []).append(k)
+            full = (image.shape[0], image.shape[1]) if original_sizes is None else tuple(original_sizes[k])
+            by_size.setdefault((image.shape[0], image.shape[1], int(full[0]), int(full[1])), []).append(k)
         with torch.inference_mode(), self._threads():
-            for (height, width), indices in by_size.items():
-                scale = self._detection_scale(height, width)
-                pixels = max(1, round(height * scale) * round(width * scale))
+            for (height, width, full_h, full_w), indices in by_size.items():
+                reduced = (height, width) != (full_h, full_w)
+                scale = self._detection_scale(full_h, full_w)
+                pixels = max(1, round(full_h * scale) * round(full_w * scale))
                 step = max(1, MAX_BATCH_PIXELS // pixels)
                 for start in range(0, len(indices), step):
                     chunk = indices[start : start + step]
                     batch = torch.stack([images[k] for k in chunk])
-                    for k, faces in zip(chunk, self._detect_batch(batch, scale)):
+                    for k, faces in zip(chunk, self._detect_batch(batch, scale, (full_h, full_w) if reduced else None)):
                         results[k] = faces
         return results
+
+    def reduced_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) at which the cascade sees a frame of this size: downscaled to ``detection_size``."""
+        scale = self._detection_scale(height, width)
+        if scale >= 1.0:
+            return height, width
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    def reduce(self, image: np.ndarray) -> np.ndarray:
+        """``image`` as the cascade sees it, for :meth:`detect`'s ``original_sizes``: area-downscaled to
+        ``detection_size`` with the same call :meth:`detect` makes (so the faces found are identical), or
+        ``image`` itself when it is small enough or the detector is not on a CPU (a GPU downscales better itself).
+        """
+        size = self.reduced_size(image.shape[0], image.shape[1])
+        if size == image.shape[:2] or self.device.type != "cpu":
+            return image
+        return downscale(torch.from_numpy(np.ascontiguousarray(image))[None], size, self.device)[0].numpy()
 
     # ------------------------------------------------------------------ internals
 
@@ -242,11 +268,13 @@ class MTCNN:
             return 1.0
         return self.detection_size / longest
 
-    def _detect_batch(self, batch: torch.Tensor, scale: float) -> list[list[Face]]:
-        """Run the cascade on (B, H, W, 3) uint8 frames of one size."""
-        full_h, full_w = batch.shape[1:3]
+    def _detect_batch(self, batch: torch.Tensor, scale: float, original: tuple[int, int] | None = None) -> list[list[Face]]:
+        """Run the cascade on (B, H, W, 3) uint8 frames of one size (already reduced from ``original`` if given)."""
+        full_h, full_w = original or batch.shape[1:3]
         min_face = float(self.min_face_size)
-        if scale < 1.0:
+        if original is not None:
+            frames = batch.to(self.device)
+        elif scale < 1.0:
             # Downscale to 8-bit frames, as if the video had been decoded at that size.
             size = (max(1, round(full_h * scale)), max(1, round(full_w * scale)))
             frames = downscale(batch, size, self.device)

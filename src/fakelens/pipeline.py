@@ -1,0 +1,217 @@
+"""The stages of :meth:`fakelens.detector.Detector.predict` overlapped: decode, find faces and score at once.
+
+Run one after the other, decoding, face finding and scoring keep one core busy while the other waits.
+Here three threads share the work, joined by bounded queues:
+
+* the **decoder** opens each input in turn, decodes its sampled frames (:func:`fakelens.media.iter_video`)
+  and downscales each for the detector (:meth:`fakelens.mtcnn.MTCNN.reduce`), then goes on to the next
+  input, so in a folder the next file decodes while this one's faces are found;
+* the **caller's thread** finds faces, a batch of frames at a time, and crops every face it will score
+  as soon as its frame is done (crops do not depend on the track a face ends in);
+* the **scorer** (one worker) classifies each batch of crops as it arrives.
+
+PyAV, OpenCV, torch and ONNX Runtime release the GIL while they work, so the threads run on separate
+cores. Tracks are linked once every frame of an input is done, exactly as the sequential path links
+them, so the crops, and the scores up to ONNX Runtime's batch-size rounding, are the ones the sequential
+path gives (tests/test_pipeline.py checks it). Timings are the time each stage was busy; ``total`` is the
+wall time from the first frame asked for to the verdict, so it is less than their sum.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fakelens.errors import FakelensError
+from fakelens.faces import FaceCrop, detect_faces
+from fakelens.media import Frame, SamplingPlan, iter_video, load_frames, media_kind, plan_sampling
+
+#: Decoded frames the decoder may hold ahead of the face finder, per input. Two detection batches: enough to
+#: keep both busy, while bounding memory (16 frames of 1080p are 100 MB).
+QUEUE_FRAMES = 16
+_END = object()
+
+
+@dataclass
+class Opened:
+    """What the decoder says about one input before its frames: its kind, name and sampling plan."""
+
+    kind: str
+    name: str
+    plan: SamplingPlan | None
+    decode_seconds: list[float] = field(default_factory=lambda: [0.0])
+
+
+class Decoder(threading.Thread):
+    """Decodes ``sources`` one after another into one bounded queue each: an :class:`Opened` (or the
+    exception that stopped the input), ``(Frame, reduced image)`` pairs, then an end marker."""
+
+    def __init__(self, sources: Sequence[str | Path], num_frames: int, keyframes: str, reduce: Callable[[np.ndarray], np.ndarray]):
+        super().__init__(name="fakelens-decoder", daemon=True)
+        self.sources = list(sources)
+        self.num_frames = num_frames
+        self.keyframes = keyframes
+        self.reduce = reduce
+        self.queues: list[queue.Queue] = [queue.Queue(maxsize=QUEUE_FRAMES) for _ in self.sources]
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        for source, out in zip(self.sources, self.queues):
+            if not self._decode(source, out):
+                return
+
+    def _decode(self, source: str | Path, out: queue.Queue) -> bool:
+        opened = None
+        try:
+            start = time.perf_counter()
+            kind = media_kind(source)
+            plan = plan_sampling(source, self.num_frames, self.keyframes) if kind == "video" else None
+            opened = Opened(kind, str(source), plan)
+            opened.decode_seconds[0] = time.perf_counter() - start
+            if not self._put(out, opened):
+                return False
+            frames = iter_video(source, plan) if plan is not None else iter(load_frames(source, kind="image"))
+            while True:
+                start = time.perf_counter()
+                frame = next(frames, None)
+                reduced = None if frame is None else self.reduce(frame.image)
+                opened.decode_seconds[0] += time.perf_counter() - start
+                if frame is None:
+                    break
+                if not self._put(out, (frame, reduced)):
+                    return False
+        except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it in its own thread
+            return self._put(out, exc)
+        return self._put(out, _END)
+
+    def _put(self, out: queue.Queue, item) -> bool:
+        """Put ``item``, waiting for room; False when the consumer has stopped (then the thread ends)."""
+        while not self.stopped.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+
+def _take(source: queue.Queue):
+    item = source.get()
+    if item is _END or isinstance(item, BaseException):
+        source.ended = True  # type: ignore[attr-defined]  # nothing more will come: see _drain
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+def run_input(detector, items: queue.Queue, scorer: ThreadPoolExecutor, report) -> tuple[Opened, list[Frame], list[FaceCrop], np.ndarray, dict]:
+    """Faces and scores of one input whose decoded frames arrive on ``items`` (see :class:`Decoder`).
+
+    Returns what :meth:`Detector._result` needs: the input's description, its frames, its crops (frame
+    order, then track order, as the sequential path orders them), their scores and the stage timings.
+    """
+    start = time.perf_counter()
+    opened: Opened = _take(items)
+    extractor = detector.faces
+    frames: list[Frame] = []
+    faces_per_frame: list = []
+    pending: list[tuple[int, FaceCrop]] = []  # (face's place in its frame, crop), in frame order
+    futures: list[Future] = []
+    timings = {"faces": 0.0, "classify": 0.0, "wait": 0.0}
+    report("finding faces", 0.2)
+
+    def classify(batch: np.ndarray) -> np.ndarray:
+        begin = time.perf_counter()
+        scores = detector.classify(batch)
+        timings["classify"] += time.perf_counter() - begin
+        return scores
+
+    done = False
+    while not done:
+        begin = time.perf_counter()
+        batch: list[tuple[Frame, np.ndarray]] = []
+        while len(batch) < extractor.batch_size:
+            item = _take(items)
+            if item is _END:
+                done = True
+                break
+            batch.append(item)
+        timings["wait"] += time.perf_counter() - begin
+        if not batch:
+            break
+        begin = time.perf_counter()
+        found = detect_faces(extractor.detector, [f.image for f, _ in batch], reduced=[r for _, r in batch])
+        crops = []
+        for (frame, _), faces in zip(batch, extractor.select(found)):
+            frames.append(frame)
+            faces_per_frame.append(faces)
+            for place, face in enumerate(faces):
+                if face.prob >= detector.min_face_prob:
+                    crop = extractor.crop(frame, face, -1)
+                    pending.append((place, crop))
+                    crops.append(crop.image)
+        timings["faces"] += time.perf_counter() - begin
+        if crops:
+            futures.append(scorer.submit(classify, np.stack(crops)))
+    report("scoring", 0.6)
+    begin = time.perf_counter()
+    scores = np.concatenate([f.result() for f in futures]) if futures else np.zeros(0)
+    timings["wait"] += time.perf_counter() - begin
+
+    # Tracks over every face found, kept or not, as FaceExtractor.extract_frames links them; then the crops
+    # of faces on a track, in frame order and then track order.
+    tracks = extractor.tracks(faces_per_frame)
+    by_frame = {frame.index: k for k, frame in enumerate(frames)}
+    chosen = []
+    for (place, crop), score in zip(pending, scores):
+        crop.track = tracks[by_frame[crop.frame_index]][place]
+        if crop.track >= 0:
+            chosen.append((by_frame[crop.frame_index], crop.track, crop, score))
+    chosen.sort(key=lambda item: (item[0], item[1]))
+    timings = {"decode": opened.decode_seconds[0], **timings, "total": time.perf_counter() - start}
+    return opened, frames, [c for _, _, c, _ in chosen], np.asarray([s for _, _, _, s in chosen], dtype=np.float64), timings
+
+
+def predict_stream(detector, sources: Iterable[str | Path], num_frames: int, finish, report=None) -> Iterator[tuple[Path, object]]:
+    """``(source, finish(opened, frames, crops, scores, timings))`` per source, or ``(source, error)``
+    for a source that failed with a :class:`FakelensError`, in order, with every stage overlapped."""
+    report = report or (lambda stage, fraction: None)
+    sources = [Path(s) for s in sources]
+    decoder = Decoder(sources, num_frames, detector.keyframes, detector.faces.detector.reduce)
+    scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakelens-scorer")
+    report("reading frames", 0.0)
+    decoder.start()
+    try:
+        for source, items in zip(sources, decoder.queues):
+            try:
+                result = finish(*run_input(detector, items, scorer, report))
+            except FakelensError as exc:
+                _drain(items)
+                yield source, exc
+                continue
+            yield source, result
+    finally:
+        decoder.stop()
+        scorer.shutdown(wait=True, cancel_futures=True)
+        decoder.join(timeout=5)
+
+
+def _drain(items: queue.Queue) -> None:
+    """Skip the rest of a failed input's queue, so the decoder can go on to the next one."""
+    while not getattr(items, "ended", False):
+        item = items.get()
+        if item is _END or isinstance(item, BaseException):
+            return
+
+
+__all__ = ["Decoder", "predict_stream", "run_input", "QUEUE_FRAMES"]
