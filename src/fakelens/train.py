@@ -73,6 +73,7 @@ from fakelens.training_data import (
     build_train_items,
     build_val_items,
     check_leakage,
+    dense_points,
     plot_history,
     subset_rows,
     write_log,
@@ -327,29 +328,6 @@ def _resolve_config(cfg: TrainConfig, info: DistInfo) -> tuple[TrainConfig, dict
     return cfg, payload
 
 
-def _dense_points(cfg: TrainConfig, rows: list[ManifestRow], items: list[tuple[int, str]]) -> list | None:
-    """With ``--sbi-mask dense``, the face-mesh points of the rows SBI blends (None for the others), meshed once
-    and cached beside the manifest (in the run folder where that is read-only); otherwise None."""
-    if cfg.sbi_mask != "dense":
-        return None
-    import os
-
-    from fakelens.facemesh import cache_path_for, dense_landmarks
-
-    wanted = sorted({i for i, kind in items if kind == "sbi"})
-    cache = cache_path_for(cfg.manifest)
-    if not os.access(cache.parent, os.W_OK):
-        cache = Path(cfg.out) / "facemesh.npz"
-    found = dense_landmarks([rows[i] for i in wanted], cache, progress=cfg.progress)
-    dense: list = [None] * len(rows)
-    for i, points in zip(wanted, found):
-        dense[i] = points
-    missing = sum(points is None for points in found)
-    if missing:
-        log.info("face mesh: no face found in %d of %d crops; those use the 5-point mask", missing, len(wanted))
-    return dense
-
-
 def _load_splits(cfg: TrainConfig) -> tuple[list[ManifestRow], list[tuple[int, str]], CropDataset | None, str | None]:
     """Train rows and items, and the validation dataset (None without a val split) with where its fakes come from."""
     train_rows = subset_rows(read_manifest(cfg.manifest, split="train"), cfg.max_train_images, cfg.seed)
@@ -373,7 +351,7 @@ def _load_splits(cfg: TrainConfig) -> tuple[list[ManifestRow], list[tuple[int, s
     if val_items:
         val_set = CropDataset(
             val_rows, val_items, seed=cfg.seed, purpose=PURPOSE_EVAL_SBI,
-            sbi=SBIConfig(mask=cfg.sbi_mask), dense=_dense_points(cfg, val_rows, val_items),
+            sbi=SBIConfig(mask=cfg.sbi_mask), dense=dense_points(cfg.sbi_mask, cfg.manifest, cfg.out, val_rows, val_items, cfg.progress),
         )  # fmt: skip
     return train_rows, train_items, val_set, val_fakes
 
@@ -404,7 +382,7 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
         purpose=PURPOSE_TRAIN,
         paired=paired,
         sbi=SBIConfig(mask=cfg.sbi_mask),
-        dense=_dense_points(cfg, train_rows, train_items),
+        dense=dense_points(cfg.sbi_mask, cfg.manifest, cfg.out, train_rows, train_items, cfg.progress),
     )
     draws = cfg.samples_per_epoch or len(train_items)
     if paired:

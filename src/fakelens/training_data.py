@@ -60,6 +60,29 @@ def check_leakage(train_rows: list[ManifestRow], val_rows: list[ManifestRow]) ->
         log.warning("%d leakage group(s) appear in both train and val (e.g. %s): validation is optimistic", len(shared), example)
 
 
+def dense_points(mask: str, manifest: str, out: str, rows: list[ManifestRow], items: list[tuple[int, str]], progress: bool = True) -> list | None:
+    """With SBI ``mask == "dense"``, the face-mesh points of the rows SBI blends (None for the others), meshed once
+    and cached beside the manifest (in the run folder ``out`` where that is read-only); otherwise None."""
+    if mask != "dense":
+        return None
+    import os
+
+    from fakelens.facemesh import cache_path_for, dense_landmarks
+
+    wanted = sorted({i for i, kind in items if kind == "sbi"})
+    cache = cache_path_for(manifest)
+    if not os.access(cache.parent, os.W_OK):
+        cache = Path(out) / "facemesh.npz"
+    found = dense_landmarks([rows[i] for i in wanted], cache, progress=progress)
+    dense: list = [None] * len(rows)
+    for i, points in zip(wanted, found):
+        dense[i] = points
+    missing = sum(points is None for points in found)
+    if missing:
+        log.info("face mesh: no face found in %d of %d crops; those use the 5-point mask", missing, len(wanted))
+    return dense
+
+
 def write_log(out: Path, history: list[dict]) -> None:
     """``log.jsonl``: rewritten whole (atomically) from the history kept in the checkpoint."""
     atomic_write_text(out / "log.jsonl", "".join(json.dumps(entry) + "\n" for entry in history))
