@@ -54,15 +54,19 @@ def _auc_table(rows, scores):
             "per_method": {k: brief(v) for k, v in per_method.items()}}  # fmt: skip
 
 
-def _val_logits(model, manifest, seed=0):
-    """Logits and targets of the validation split as training validates it (REAL + fixed SBI copies)."""
+def _val_logits(model, manifest, seed=0, mask="five"):
+    """Logits and targets of the validation split as training validates it (REAL + fixed SBI copies made with
+    SBI's ``mask``: ``five`` as the default training, ``dense`` for the face-mesh hulls)."""
     from fakelens.data import PURPOSE_EVAL_SBI, CropDataset, read_manifest
     from fakelens.evaluate import score_dataset
+    from fakelens.sbi import SBIConfig
     from fakelens.train import build_val_items
+    from fakelens.training_data import dense_points
 
     rows = read_manifest(manifest, split="val")
     items, _ = build_val_items(rows, "sbi")
-    dataset = CropDataset(rows, items, seed=seed, purpose=PURPOSE_EVAL_SBI)
+    dense = dense_points(mask, str(manifest), str(Path(manifest).parent), rows, items, progress=False)
+    dataset = CropDataset(rows, items, seed=seed, purpose=PURPOSE_EVAL_SBI, sbi=SBIConfig(mask=mask), dense=dense)
     return score_dataset(model, dataset, batch_size=64, device="cpu", progress=False), dataset.targets
 
 
