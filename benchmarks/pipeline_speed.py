@@ -1,14 +1,19 @@
-"""End-to-end time for one clip: fakelens's Detector against the naive pipeline, in the same process.
+"""End-to-end time per clip: fakelens's Detector against the naive pipeline, in the same process.
 
 The naive pipeline is what most demo projects do: seek to each of the 32 frames with OpenCV,
 detect faces at full resolution one frame at a time, and classify crops one by one in eager PyTorch.
+fakelens runs twice: "sequential" is the path before #11 (stages one after the other, every frame asked
+for decoded; ``Detector(overlap=False, keyframes="never")``), "fast" the defaults (stages overlapped in
+threads, keyframes only where they are dense). Default clips: the 12.4 s 720p example and a 10 s 1080p
+DFDC clip of the shared pool; the summary gives the 1080p/720p time ratio, per clip and per clip second.
 
-    .venv/bin/python benchmarks/pipeline_speed.py [--video examples/fake_ffpp_NeuralTextures_004_982.mp4] [--repeat 3]
+    .venv/bin/python benchmarks/pipeline_speed.py [--videos A.mp4 B.mp4] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -18,7 +23,7 @@ import numpy as np
 import torch
 
 from fakelens.checkpoint import load_model
-from fakelens.detector import DEFAULT_DETECTION_SIZE, DEFAULT_MIN_FACE_SIZE, DEFAULT_MODEL, Detector
+from fakelens.detector import DEFAULT_MODEL, Detector
 from fakelens.faces import crop_face
 from fakelens.media import probe_video, sample_indices
 from fakelens.model import preprocess_crops
@@ -26,6 +31,10 @@ from fakelens.mtcnn import MTCNN
 from fakelens.sysinfo import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_VIDEOS = [
+    ROOT / "examples" / "fake_ffpp_NeuralTextures_004_982.mp4",  # 1280x720, 12.4 s
+    ROOT.parent / "shared" / "data" / "videos" / "dfdc" / "ayhm23__fake.mp4",  # 1920x1080, 10.0 s
+]
 
 
 def naive(video: Path, model, num_frames: int = 32) -> dict[str, float]:
@@ -61,39 +70,67 @@ def naive(video: Path, model, num_frames: int = 32) -> dict[str, float]:
     return timings
 
 
+def bench_clip(video: Path, model, info, repeat: int) -> dict[str, dict[str, float]]:
+    """Median per-stage seconds of the naive pipeline, fakelens's sequential path and its overlapped one."""
+    fast = Detector(model, info, num_frames=32)  # the defaults: overlapped, keyframes when dense
+    sequential = Detector(model, info, num_frames=32, overlap=False, keyframes="never")  # fakelens before #11
+    for detector in (fast, sequential):
+        detector.predict(video)  # warm-up: ONNX export/load, first-call allocations
+    runs: dict[str, list[dict[str, float]]] = {"naive": [], "sequential": [], "fast": []}
+    for _ in range(repeat):  # interleaved, so a change in the machine's load touches all three alike
+        for name, detector in (("sequential", sequential), ("fast", fast)):
+            start = time.perf_counter()
+            result = detector.predict(video)
+            runs[name].append({**result.timings, "wall": time.perf_counter() - start, "score": result.score or float("nan")})
+            if name == "fast":
+                runs[name][-1]["keyframes"] = float(result.sampling == "keyframes")
+        runs["naive"].append({**naive(video, model), "wall": 0.0})
+        runs["naive"][-1]["wall"] = runs["naive"][-1]["total"]
+    return {name: {key: statistics.median(r.get(key, 0.0) for r in rows) for key in rows[0]} for name, rows in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--video", type=Path, default=ROOT / "examples" / "fake_ffpp_NeuralTextures_004_982.mp4")
+    parser.add_argument("--videos", type=Path, nargs="+", default=DEFAULT_VIDEOS, help="clips to time (default: a 720p and a 1080p one)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each pipeline; the median is reported")
     args = parser.parse_args()
 
-    info = probe_video(args.video)
     print(f"machine: {describe_machine()}")
-    print(f"clip: {args.video.name} {info.width}x{info.height}, {info.duration:.1f} s, {info.frame_count} frames; 32 sampled")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     model, info = load_model(args.checkpoint)
-    detector = Detector(model, info, num_frames=32)
-    detector.predict(args.video)  # warm-up: ONNX export/load, first-call allocations
+    totals = {}
+    for video in args.videos:
+        clip = probe_video(video)
+        print(f"\nclip: {video.name} {clip.width}x{clip.height}, {clip.duration:.1f} s, {clip.frame_count} frames; 32 sampled")
+        result = bench_clip(video, model, info, args.repeat)
+        print(f"{'stage':10} {'naive s':>9} {'sequential s':>13} {'fast s':>8} {'fast vs naive':>14} {'fast vs sequential':>19}")
+        for key in ("decode", "faces", "classify", "wait", "total", "wall"):
+            a, b, c = result["naive"].get(key, 0.0), result["sequential"].get(key, 0.0), result["fast"].get(key, 0.0)
+            ratio = f"{a / c:13.1f}x" if a and c else f"{'-':>14}"
+            print(f"{key:10} {a:9.3f} {b:13.3f} {c:8.3f} {ratio} {b / c if c else float('nan'):18.1f}x")
+        sampling = "keyframes only" if result["fast"].get("keyframes") else "the frames asked for"
+        print(
+            f"P(fake): fast {result['fast']['score']:.4f}, sequential {result['sequential']['score']:.4f} ({sampling}); "
+            f"naive {result['naive']['score']:.4f} (mean over frames, largest face, full resolution)"
+        )
+        print("(fast: stages overlap, so their times are the time each was busy and add up to more than the wall time)")
+        totals[video] = (clip, result)
 
-    ours_runs, naive_runs = [], []
-    for _ in range(args.repeat):
-        result = detector.predict(args.video)
-        ours_runs.append(result.timings)
-        naive_runs.append(naive(args.video, model))
-
-    def median(runs, key):
-        return statistics.median(r.get(key, 0.0) for r in runs)
-
-    print(f"\n{'stage':10} {'fakelens s':>11} {'naive s':>9} {'speed-up':>9}")
-    for key in ("decode", "faces", "classify", "total"):
-        a, b = median(ours_runs, key), median(naive_runs, key)
-        print(f"{key:10} {a:11.3f} {b:9.3f} {b / a if a else float('nan'):8.1f}x")
-    print(
-        f"\nfakelens: {result.label} P(fake)={result.score:.3f} at threshold {result.threshold:.3f} "
-        f"({result.backend}, detection_size {DEFAULT_DETECTION_SIZE}, min face {DEFAULT_MIN_FACE_SIZE} px)"
-    )
-    print(f"naive:    P(fake)={naive_runs[-1]['score']:.3f} (mean over frames, largest face, full resolution)")
-    print(f"ratio naive/fakelens total time: {median(naive_runs, 'total') / median(ours_runs, 'total'):.1f}x")
+    print("\nsummary (wall seconds of Detector.predict, median; process start-up and model loading not included)")
+    for video, (clip, result) in totals.items():
+        fast, naive_total = result["fast"]["wall"], result["naive"]["wall"]
+        print(
+            f"  {video.name}: {clip.height}p {clip.duration:.1f} s: fast {fast:.3f} s ({fast / clip.duration:.3f} s per clip second), "
+            f"{naive_total / fast:.1f}x the naive pipeline, {result['sequential']['wall'] / fast:.2f}x the sequential path"
+        )
+    by_height = sorted(totals.values(), key=lambda item: item[0].height)
+    if len(by_height) >= 2:
+        (small, a), (large, b) = by_height[0], by_height[-1]
+        raw = b["fast"]["wall"] / a["fast"]["wall"]
+        per_second = (b["fast"]["wall"] / large.duration) / (a["fast"]["wall"] / small.duration)
+        print(f"  {large.height}p / {small.height}p time: {raw:.2f} per clip, {per_second:.2f} per clip second (target <= 1.3)")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

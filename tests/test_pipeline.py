@@ -134,3 +134,19 @@ def test_keyframes_are_sampled_only_where_dense_and_recorded(checkpoint, example
     full = {f.index: f.image for f in load_frames(dense, num_frames=info.frame_count)}
     kept = auto.predict(dense, keep_frames=True).frame_images or {}
     assert kept and all(np.array_equal(image, full[index]) for index, image in kept.items())
+
+
+@pytest.mark.parametrize("name", ["fake_ffpp_NeuralTextures_004_982.mp4", "real_dfdc_aayrffkzxn.mp4"])
+def test_frames_decoded_without_unasked_b_frames_are_bit_identical(examples, name):
+    """iter_video skips the non-reference frames nobody asked for; the frames it returns are those a plain
+    decode of every frame gives at the same indices (and those indices are the ones asked for)."""
+    import av
+
+    path = examples / name
+    frames = load_frames(path, num_frames=FRAMES)
+    assert [f.index for f in frames] == plan_sampling(path, FRAMES).requested
+    with av.open(str(path)) as container:
+        every = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(every) == probe_video(path).frame_count
+    for frame in frames:
+        assert np.array_equal(frame.image, every[frame.index]), frame.index
