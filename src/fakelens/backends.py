@@ -73,6 +73,9 @@ class OnnxBackend:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # Idle intra-op threads sleep rather than spin: predict scores crops while the decoder and the face
+        # finder run in other threads (fakelens.pipeline), and a spinning thread would take their core.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name

@@ -329,6 +329,7 @@ def analyse(
         threshold=threshold,
         aggregate=aggregate,
         progress=lambda stage, fraction: report(stage, 0.7 * fraction) if stage != "done" else None,
+        keep_frames=True,  # the frames with faces, for drawing: decoding the video again cost as much as predicting
     )
     if name is not None:
         prediction.source = name
@@ -336,7 +337,9 @@ def analyse(
     sheet_indices = _spread(sorted({f.frame_index for f in prediction.faces}), sheet_frames)
     needed = {prediction.faces[i].frame_index for i in suspicious} | set(sheet_indices)
     report("drawing frames", 0.75)
-    frames = frames_at(path, needed, num_frames) if needed else {}
+    kept = prediction.frame_images or {}
+    frames = {i: kept[i] for i in needed if i in kept}
+    prediction.frame_images = None
     sheet = annotated_sheet(prediction, frames, sheet_frames)
     # Only the suspicious faces' frames are kept: a video's full frames would weigh hundreds of MB.
     keep = {prediction.faces[i].frame_index for i in suspicious}

@@ -139,7 +139,9 @@ def analyse_path(detector, lock, path: Path, name: str, settings: dict, progress
                 num_frames=settings["frames"],
                 threshold=settings["threshold"],
                 aggregate=settings["aggregate"],
-                method=settings["method"],
+                # No heatmaps yet: the page shows the verdict as soon as the scores exist, and
+                # show_explanations computes the maps for the faces it shows (a spinner meanwhile).
+                method=None,
                 top_k=settings["top_k"],
                 progress=progress,
             )

@@ -130,13 +130,17 @@ def find_faces(path: str, frames: int, min_face_prob: float = DEFAULT_MIN_FACE_P
     """
     import numpy as np
 
+    from fakelens.constants import DEFAULT_KEYFRAMES
     from fakelens.errors import FakelensError
-    from fakelens.media import load_frames, media_kind
+    from fakelens.media import Frame, iter_video, media_kind, plan_sampling, read_image
 
     start = time.perf_counter()
     try:
         extractor = face_extractor(frames)
-        frame_list = load_frames(path, num_frames=frames, kind=media_kind(path))
+        if media_kind(path) == "image":
+            frame_list = [Frame(0, 0.0, read_image(path))]
+        else:  # the frames Detector.predict samples (keyframes only where they are dense)
+            frame_list = list(iter_video(path, plan_sampling(path, frames, DEFAULT_KEYFRAMES)))
         crops = [c for c in extractor.extract_frames(frame_list) if c.prob >= min_face_prob]
     except FakelensError as exc:
         reason = error_reason(exc)
