@@ -360,9 +360,10 @@ class FaceExtractor:
             image=image,
         )
 
-    def extract(self, path: str | Path, progress: bool = False) -> list[FaceCrop]:
-        """Face crops of an image or of ``num_frames`` frames sampled from a video ([] when no face)."""
-        frames = load_frames(path, num_frames=self.num_frames)
+    def extract(self, path: str | Path, progress: bool = False, keyframes: str = "never") -> list[FaceCrop]:
+        """Face crops of an image or of ``num_frames`` frames sampled from a video ([] when no face);
+        ``keyframes`` as :func:`fakelens.media.load_frames` takes it."""
+        frames = load_frames(path, num_frames=self.num_frames, keyframes=keyframes)
         return self.extract_frames(frames, progress=progress)
 
 

@@ -462,13 +462,14 @@ def iter_video(path: str | Path, plan: SamplingPlan):
         log.info("%s: decoded %d of %d sampled frames", path.name, count, len(wanted))
 
 
-def load_frames(path: str | Path, num_frames: int = 32, kind: str | None = None) -> list[Frame]:
+def load_frames(path: str | Path, num_frames: int = 32, kind: str | None = None, keyframes: str = "never") -> list[Frame]:
     """Frames of any supported file: one frame (index 0, time 0) for an image, a sample for a video.
-    ``kind`` skips the content check when the caller has made it already (see :func:`media_kind`)."""
+    ``kind`` skips the content check when the caller has made it already (see :func:`media_kind`);
+    ``keyframes="auto"`` samples as ``Detector.predict`` does by default (see :func:`plan_sampling`)."""
     kind = kind or media_kind(path)
     if kind == "image":
         return [Frame(0, 0.0, read_image(path))]
-    return read_video(path, num_frames=num_frames)
+    return list(iter_video(path, plan_sampling(path, num_frames, keyframes)))
 
 
 def frames_from_array(image: np.ndarray) -> list[Frame]:

@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fakelens import atomic
-    from fakelens.constants import check_threshold
+    from fakelens.constants import DEFAULT_KEYFRAMES, check_threshold
     from fakelens.errors import FakelensError, InvalidArgument
     from fakelens.faces import FaceExtractor, principal_tracks, write_crops
     from fakelens.mtcnn import MTCNN
@@ -73,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     for path in args.inputs:
         out_dir = args.out / path.stem
         try:
-            crops = [c for c in extractor.extract(path, progress=True) if c.prob >= min_prob]
+            # The frames predict samples: keyframes only where they are dense (fakelens.media.plan_sampling).
+            crops = [c for c in extractor.extract(path, progress=True, keyframes=DEFAULT_KEYFRAMES) if c.prob >= min_prob]
         except FakelensError as exc:
             print(f"{path}: error: {exc.reason if hasattr(exc, 'reason') else exc}")
             failed += 1

@@ -132,15 +132,13 @@ def find_faces(path: str, frames: int, min_face_prob: float = DEFAULT_MIN_FACE_P
 
     from fakelens.constants import DEFAULT_KEYFRAMES
     from fakelens.errors import FakelensError
-    from fakelens.media import Frame, iter_video, media_kind, plan_sampling, read_image
+    from fakelens.media import load_frames, media_kind
 
     start = time.perf_counter()
     try:
         extractor = face_extractor(frames)
-        if media_kind(path) == "image":
-            frame_list = [Frame(0, 0.0, read_image(path))]
-        else:  # the frames Detector.predict samples (keyframes only where they are dense)
-            frame_list = list(iter_video(path, plan_sampling(path, frames, DEFAULT_KEYFRAMES)))
+        # The frames Detector.predict samples (keyframes only where they are dense).
+        frame_list = load_frames(path, num_frames=frames, kind=media_kind(path), keyframes=DEFAULT_KEYFRAMES)
         crops = [c for c in extractor.extract_frames(frame_list) if c.prob >= min_face_prob]
     except FakelensError as exc:
         reason = error_reason(exc)
