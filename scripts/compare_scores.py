@@ -2,8 +2,8 @@
 
 The older code runs from its own source tree (``--old``, e.g. a ``git worktree`` of the commit before the fast
 path) in a subprocess with ``PYTHONPATH`` pointing at it; today's runs twice, reading the frames asked for
-(``keyframes="never"``: same frames, so scores must agree) and at its defaults (``keyframes="auto"``: files
-whose keyframes are dense are sampled on keyframes, a written reason for any difference).
+(``keyframes="never"``, the default: same frames, so scores must agree) and with ``keyframes="auto"`` (files
+whose keyframes are dense are sampled on keyframes: a written reason for any difference).
 
     git worktree add --detach /tmp/fakelens-old 7ec18e0
     .venv/bin/python scripts/compare_scores.py --old /tmp/fakelens-old --out docs/results/scores_fast_path.md
@@ -67,6 +67,12 @@ def compare(old: dict, new: dict) -> tuple[float | None, float | None, str]:
     return video, face, reason
 
 
+def _commit() -> str:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return f"{head}{' (with uncommitted changes in src/)' if dirty else ''}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -95,9 +101,9 @@ def main() -> None:
         "# Scores of the fast path against the sequential one (#11)",
         "",
         f"`{' '.join(['python', 'scripts/compare_scores.py', *sys.argv[1:]])}`; old code: `{args.old}`; "
-        f"{len(videos)} pool videos, 32 frames, the bundled model. Tolerance {TOLERANCE}.",
+        f"{len(videos)} pool videos, 32 frames, the bundled model. Tolerance {TOLERANCE}. New code: {_commit()}.",
         "",
-        "| video | old score | same frames: diff (video / worst face) | defaults: diff | reason |",
+        "| video | old score | same frames: diff (video / worst face) | keyframes=auto: diff | reason |",
         "|---|---:|---:|---:|---|",
     ]
     worst, failures = 0.0, []

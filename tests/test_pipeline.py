@@ -123,11 +123,11 @@ def test_keyframes_are_sampled_only_where_dense_and_recorded(checkpoint, example
     assert plan_sampling(dense, FRAMES, "never").mode == "even"
     assert plan_sampling(sparse, FRAMES, "auto").mode == "even" and "sparse" in plan_sampling(sparse, FRAMES, "auto").note
 
-    auto = Detector.from_checkpoint(checkpoint, num_frames=FRAMES)
+    auto = Detector.from_checkpoint(checkpoint, num_frames=FRAMES, keyframes="auto")
     result = auto.predict(dense)
     assert result.sampling == "keyframes" and result.to_dict()["sampling"] == "keyframes" and "keyframe" in result.sampling_note
     assert [i for i, _ in result.frame_times] == plan.indices
-    never = Detector.from_checkpoint(checkpoint, num_frames=FRAMES, keyframes="never").predict(dense)
+    never = Detector.from_checkpoint(checkpoint, num_frames=FRAMES).predict(dense)  # the default
     assert never.sampling == "even" and [i for i, _ in never.frame_times] == plan.requested
     assert auto.predict(sparse).sampling == "even"
     # The keyframes decoded alone are the frames a full decode gives at those indices.

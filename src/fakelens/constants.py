@@ -47,9 +47,11 @@ DEFAULT_MIN_TRACK_SHARE = 0.5
 DEFAULT_FRAMES = 32
 #: Whether `predict` may sample keyframes only: ``"auto"`` does when every sampled frame has a keyframe of its
 #: own within half the sampling step (GOP-12 MPEG-4 clips: ~4x less decoding) and records it in the
-#: Prediction; ``"never"`` decodes the frames asked for. See fakelens.media.plan_sampling.
+#: Prediction; ``"never"`` decodes the frames asked for. See fakelens.media.plan_sampling. Off by default:
+#: keyframes are coded better than the frames between them, and on the 3 pool videos where "auto" applies
+#: it lowered P(fake) by 0.08-0.09 (docs/results/scores_fast_path.md), for little time (small clips).
 KEYFRAME_MODES = ("auto", "never")
-DEFAULT_KEYFRAMES = "auto"
+DEFAULT_KEYFRAMES = "never"
 
 # --------------------------------------------------------------------------- model and scores
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

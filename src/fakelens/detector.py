@@ -208,9 +208,9 @@ class Detector:
     device : ``"cpu"``, ``"cuda"``...; default CUDA when available.
     overlap : decode, find faces and score at once in threads (default True; see :mod:`fakelens.pipeline`);
         False runs the stages one after the other, as fakelens did before (same crops and scores).
-    keyframes : ``"auto"`` (default) samples a video's keyframes only when they are dense enough to stand
-        in for the frames asked for, and records it in ``Prediction.sampling``; ``"never"`` always
-        decodes the frames asked for (see :func:`fakelens.media.plan_sampling`).
+    keyframes : ``"never"`` (default) decodes the frames asked for; ``"auto"`` samples a video's keyframes
+        only when they are dense enough to stand in for them, and records it in ``Prediction.sampling``
+        (see :func:`fakelens.media.plan_sampling`; it shifts scores, see ``constants.DEFAULT_KEYFRAMES``).
     """
 
     def __init__(

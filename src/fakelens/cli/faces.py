@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     for path in args.inputs:
         out_dir = args.out / path.stem
         try:
-            # The frames predict samples: keyframes only where they are dense (fakelens.media.plan_sampling).
+            # The frames predict samples (its default keyframes setting; see fakelens.media.plan_sampling).
             crops = [c for c in extractor.extract(path, progress=True, keyframes=DEFAULT_KEYFRAMES) if c.prob >= min_prob]
         except FakelensError as exc:
             print(f"{path}: error: {exc.reason if hasattr(exc, 'reason') else exc}")

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=KEYFRAME_MODES,
         default=DEFAULT_KEYFRAMES,
         help="auto: sample only keyframes when they are dense enough to stand in for the frames asked for (recorded as "
-        f"'sampling' in --details); never: always decode those frames (default {DEFAULT_KEYFRAMES})",
+        f"'sampling' in --details; keyframes are coded better, which shifts scores); never: decode those frames (default {DEFAULT_KEYFRAMES})",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per input per line")
     parser.add_argument("--details", action="store_true", help="with --json: add per-face scores and timings")

@@ -137,7 +137,7 @@ def find_faces(path: str, frames: int, min_face_prob: float = DEFAULT_MIN_FACE_P
     start = time.perf_counter()
     try:
         extractor = face_extractor(frames)
-        # The frames Detector.predict samples (keyframes only where they are dense).
+        # The frames Detector.predict samples at its default keyframes setting.
         frame_list = load_frames(path, num_frames=frames, kind=media_kind(path), keyframes=DEFAULT_KEYFRAMES)
         crops = [c for c in extractor.extract_frames(frame_list) if c.prob >= min_face_prob]
     except FakelensError as exc:
