@@ -150,3 +150,22 @@ def test_frames_decoded_without_unasked_b_frames_are_bit_identical(examples, nam
     assert len(every) == probe_video(path).frame_count
     for frame in frames:
         assert np.array_equal(frame.image, every[frame.index]), frame.index
+
+
+@pytest.mark.parametrize("name", ["real_ffpp_004.mp4", "real_ffpp_ex_original.png"])
+def test_past_reading_frames_the_file_is_no_longer_read(detectors, examples, tmp_path, name):
+    """The HTTP API deletes an upload at the first stage after "reading frames" (fakelens.serve.jobs); the
+    overlapped path reports that stage only once every frame is decoded, so the prediction still completes."""
+    path = tmp_path / name
+    shutil.copy(examples / name, path)
+    stages = []
+
+    def progress(stage: str, fraction: float) -> None:
+        stages.append(stage)
+        if stage != "reading frames":
+            path.unlink(missing_ok=True)
+
+    result = detectors[0].predict(path, progress=progress)
+    assert not path.exists() and result.num_faces > 0
+    assert stages[0] == "reading frames" and stages[-1] == "done" and "finding faces" in stages
+    _same(result, detectors[1].predict(examples / name))

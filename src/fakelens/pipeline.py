@@ -128,7 +128,6 @@ def run_input(detector, items: queue.Queue, scorer: ThreadPoolExecutor, report) 
     pending: list[tuple[int, FaceCrop]] = []  # (face's place in its frame, crop), in frame order
     futures: list[Future] = []
     timings = {"faces": 0.0, "classify": 0.0, "wait": 0.0}
-    report("finding faces", 0.2)
 
     def classify(batch: np.ndarray) -> np.ndarray:
         begin = time.perf_counter()
@@ -143,6 +142,9 @@ def run_input(detector, items: queue.Queue, scorer: ThreadPoolExecutor, report) 
         while len(batch) < extractor.batch_size:
             item = _take(items)
             if item is _END:
+                # Reported only now, as the sequential path does: past "reading frames" the file is no longer
+                # read (the HTTP API deletes an upload at the next stage), though faces were being found meanwhile.
+                report("finding faces", 0.2)
                 done = True
                 break
             batch.append(item)
