@@ -54,9 +54,10 @@ def _auc_table(rows, scores):
             "per_method": {k: brief(v) for k, v in per_method.items()}}  # fmt: skip
 
 
-def _val_logits(model, manifest, seed=0, mask="five"):
+def _val_logits(model, manifest, seed=0, mask="five", colour="paper"):
     """Logits and targets of the validation split as training validates it (REAL + fixed SBI copies made with
-    SBI's ``mask``: ``five`` as the default training, ``dense`` for the face-mesh hulls)."""
+    SBI's ``mask``: ``five`` as the default training, ``dense`` for the face-mesh hulls; and ``colour``: the
+    source's colour change, ``paper`` as the default training, ``strong`` as the first release's)."""
     from fakelens.data import PURPOSE_EVAL_SBI, CropDataset, read_manifest
     from fakelens.evaluate import score_dataset
     from fakelens.sbi import SBIConfig
@@ -66,7 +67,7 @@ def _val_logits(model, manifest, seed=0, mask="five"):
     rows = read_manifest(manifest, split="val")
     items, _ = build_val_items(rows, "sbi")
     dense = dense_points(mask, str(manifest), str(Path(manifest).parent), rows, items, progress=False)
-    dataset = CropDataset(rows, items, seed=seed, purpose=PURPOSE_EVAL_SBI, sbi=SBIConfig(mask=mask), dense=dense)
+    dataset = CropDataset(rows, items, seed=seed, purpose=PURPOSE_EVAL_SBI, sbi=SBIConfig.preset(colour, mask), dense=dense)
     return score_dataset(model, dataset, batch_size=64, device="cpu", progress=False), dataset.targets
 
 

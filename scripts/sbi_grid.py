@@ -1,6 +1,6 @@
 """A grid of self-blended samples for docs/: each real crop, its pseudo-fake as training pairs them, and the mask.
 
-python scripts/sbi_grid.py runs/faces/manifest.csv docs/sbi_samples.png [--n 8] [--seed 0] [--mask five|dense]
+python scripts/sbi_grid.py runs/faces/manifest.csv docs/sbi_samples.png [--n 8] [--seed 0] [--mask five|dense] [--colour paper|strong]
 
 With ``--mask dense`` the masks are hulls of the 468-point face mesh (meshed once into <manifest>.facemesh.npz),
 and the mask row shows the face oval the mesh found (docs/sbi_samples_dense.png).
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fakelens.constants import SBI_COLOURS, SBI_MASKS
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -20,7 +22,8 @@ def main(argv=None) -> int:
     parser.add_argument("out", type=Path, help="PNG to write")
     parser.add_argument("--n", type=int, default=8, help="pairs to show (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="which crops and which blends (default 0)")
-    parser.add_argument("--mask", choices=("five", "dense"), default="five", help="SBI mask (default five)")
+    parser.add_argument("--mask", choices=SBI_MASKS, default="five", help="SBI mask (default five)")
+    parser.add_argument("--colour", choices=SBI_COLOURS, default="paper", help="SBI colour change (default paper)")
     args = parser.parse_args(argv)
 
     import matplotlib
@@ -35,7 +38,7 @@ def main(argv=None) -> int:
     rows = [r for r in read_manifest(args.manifest) if r.label == "real"]
     rng = np.random.default_rng(args.seed)
     chosen = [rows[i] for i in rng.choice(len(rows), size=min(args.n, len(rows)), replace=False)]
-    config, dense_all = SBIConfig(mask=args.mask), [None] * len(chosen)
+    config, dense_all = SBIConfig.preset(args.colour, args.mask), [None] * len(chosen)
     if args.mask == "dense":
         from fakelens.facemesh import FACE_OVAL, cache_path_for, dense_landmarks
 
@@ -53,6 +56,8 @@ def main(argv=None) -> int:
             ax.set_title(f"{title}" + (f"\n{row.dataset}" if title == "real" else ""), fontsize=8)
             ax.axis("off")
     title = "Self-blended images (fakelens.sbi): the real target, its pseudo-fake, the blend mask"
+    if args.colour != "paper":
+        title += f" ({args.colour} colour change)"
     if args.mask == "dense":
         title += "\n(dense masks from the 468-point face mesh; orange: its face oval)"
     fig.suptitle(title, fontsize=9)

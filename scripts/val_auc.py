@@ -23,9 +23,9 @@ from fakelens.metrics import binary_metrics, roc_auc  # noqa: E402
 from fakelens.sysinfo import describe_machine  # noqa: E402
 
 
-def _mixed_val_logits(model, manifest, seed: int, masks: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """REAL logits once, then the pseudo-fakes of every mask (all from the same keyed draws)."""
-    parts = [_val_logits(model, manifest, seed=seed, mask=mask) for mask in masks]
+def _mixed_val_logits(model, manifest, seed: int, masks: list[str], colours: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """REAL logits once, then the pseudo-fakes of every mask and colour change (all from the same keyed draws)."""
+    parts = [_val_logits(model, manifest, seed=seed, mask=mask, colour=colour) for mask in masks for colour in colours]
     logits, targets = parts[0]
     for more_logits, more_targets in parts[1:]:
         logits = np.concatenate([logits, more_logits[more_targets == 1]])
@@ -66,6 +66,11 @@ def main(argv=None) -> int:
         " against every mask's copies, a selection split fair to models trained with either mask (default five)",
     )
     parser.add_argument(
+        "--sbi-colour",
+        default="paper",
+        help="comma list of SBI colour changes for the fixed pseudo-fakes (paper, strong); with several, as --sbi-mask (default paper)",
+    )
+    parser.add_argument(
         "--perturbation",
         default="none",
         help="score the selection items under one perturbation of fakelens.robustness"
@@ -80,7 +85,7 @@ def main(argv=None) -> int:
         name, _, path = spec.partition("=")
         model, _ = load_model(path, device="cpu")
         if args.perturbation == "none":
-            logits, targets = _mixed_val_logits(model, args.manifest, args.seed, args.sbi_mask.split(","))
+            logits, targets = _mixed_val_logits(model, args.manifest, args.seed, args.sbi_mask.split(","), args.sbi_colour.split(","))
         else:
             if perturbed is None:
                 perturbed = _perturbed_val_items(args.manifest, args.seed, args.perturbation)
@@ -89,7 +94,7 @@ def main(argv=None) -> int:
         metrics = binary_metrics(targets, 1 / (1 + np.exp(-logits)), 0.5)
         print(f"| {name} | {roc_auc(targets, logits):.4f} | {metrics.ap:.4f} | {len(targets)} | {path} |", flush=True)
     lost = "" if perturbed is None else f", {perturbed[2]} items without a face after it dropped"
-    setting = f"SBI seed {args.seed}, masks {args.sbi_mask}, perturbation {args.perturbation}{lost}"
+    setting = f"SBI seed {args.seed}, masks {args.sbi_mask}, colours {args.sbi_colour}, perturbation {args.perturbation}{lost}"
     print(f"\nmanifest {args.manifest} split val, {setting}; {describe_machine()}")
     return 0
 

@@ -70,6 +70,8 @@ BN_MODES = ("auto", "train", "frozen")
 BACKBONE_PARAMS = ("all", "norm")
 #: SBI's blend mask: the hull extrapolated from 5 landmarks, or hulls of the 468-point face mesh (fakelens.sbi).
 SBI_MASKS = ("five", "dense")
+#: SBI's colour change of the source: the reference code's subtle one, or the first release's strong one.
+SBI_COLOURS = ("paper", "strong")
 
 # --------------------------------------------------------------------------- explanations
 #: CAM methods, by registry name (fakelens.explain's registry holds one class per name), with their

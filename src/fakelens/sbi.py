@@ -58,7 +58,7 @@ import cv2
 import numpy as np
 
 from fakelens import facemesh
-from fakelens.constants import SBI_MASKS
+from fakelens.constants import SBI_COLOURS, SBI_MASKS
 
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 MASK_MODES = SBI_MASKS
@@ -86,10 +86,28 @@ class SBIConfig:
     elastic_sigma: float = 7.0  #: smoothing of the elastic displacement field, pixels
     blend_ratios: tuple[float, ...] = field(default_factory=lambda: BLEND_RATIOS)
     mask: str = "five"  #: "five" (hull extrapolated from 5 landmarks) or "dense" (hulls of the 468-point mesh)
+    relative_sv: bool = False  #: saturation/value shifts scale S and V (the first release) instead of adding to them
 
     def __post_init__(self):
         if self.mask not in MASK_MODES:
             raise ValueError(f"mask must be one of {', '.join(MASK_MODES)}, got {self.mask!r}")
+
+    @classmethod
+    def preset(cls, colour: str = "paper", mask: str = "five") -> SBIConfig:
+        """The config of a named colour change (:data:`COLOUR_PRESETS`) and mask; ``paper`` is the default."""
+        if colour not in COLOUR_PRESETS:
+            raise ValueError(f"colour must be one of {', '.join(COLOUR_PRESETS)}, got {colour!r}")
+        return cls(mask=mask, **COLOUR_PRESETS[colour])
+
+
+#: The source's colour change. ``paper``: the reference code's (subtle; the dataclass defaults). ``strong``: the
+#: first release's (RGB shift always, hue +-10 degrees, saturation and value +-30% relative), kept for the
+#: colour A/B of #10 (docs/results/ab_sbi_colour.md); it often turns a face visibly green or yellow.
+COLOUR_PRESETS: dict[str, dict] = {
+    "paper": {},
+    "strong": {"rgb_shift_p": 1.0, "hue_shift": 10.0, "sat_shift": 0.3, "val_shift": 0.3, "relative_sv": True},
+}
+assert tuple(COLOUR_PRESETS) == SBI_COLOURS
 
 
 @dataclass
@@ -118,8 +136,10 @@ def _colour_transform(image: np.ndarray, rng: np.random.Generator, cfg: SBIConfi
         out = np.clip(out + shift, 0, 255)
     hsv = cv2.cvtColor(out / 255.0, cv2.COLOR_RGB2HSV)  # float input: H in degrees, S and V in [0, 1]
     hsv[..., 0] = (hsv[..., 0] + rng.uniform(-cfg.hue_shift, cfg.hue_shift)) % 360.0
-    hsv[..., 1] = np.clip(hsv[..., 1] + rng.uniform(-cfg.sat_shift, cfg.sat_shift), 0, 1)
-    hsv[..., 2] = np.clip(hsv[..., 2] + rng.uniform(-cfg.val_shift, cfg.val_shift), 0, 1)
+    for channel, limit in ((1, cfg.sat_shift), (2, cfg.val_shift)):
+        delta = rng.uniform(-limit, limit)
+        moved = hsv[..., channel] * (1.0 + delta) if cfg.relative_sv else hsv[..., channel] + delta
+        hsv[..., channel] = np.clip(moved, 0, 1)
     out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0
     brightness = 1.0 + rng.uniform(-cfg.brightness, cfg.brightness)
     contrast = 1.0 + rng.uniform(-cfg.contrast, cfg.contrast)

@@ -349,10 +349,10 @@ def _load_splits(cfg: TrainConfig) -> tuple[list[ManifestRow], list[tuple[int, s
     val_items, val_fakes = build_val_items(val_rows, cfg.fakes)
     val_set = None
     if val_items:
+        dense = dense_points(cfg.sbi_mask, cfg.manifest, cfg.out, val_rows, val_items, cfg.progress)
         val_set = CropDataset(
-            val_rows, val_items, seed=cfg.seed, purpose=PURPOSE_EVAL_SBI,
-            sbi=SBIConfig(mask=cfg.sbi_mask), dense=dense_points(cfg.sbi_mask, cfg.manifest, cfg.out, val_rows, val_items, cfg.progress),
-        )  # fmt: skip
+            val_rows, val_items, seed=cfg.seed, purpose=PURPOSE_EVAL_SBI, sbi=SBIConfig.preset(cfg.sbi_colour, cfg.sbi_mask), dense=dense
+        )
     return train_rows, train_items, val_set, val_fakes
 
 
@@ -381,7 +381,7 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
         seed=cfg.seed,
         purpose=PURPOSE_TRAIN,
         paired=paired,
-        sbi=SBIConfig(mask=cfg.sbi_mask),
+        sbi=SBIConfig.preset(cfg.sbi_colour, cfg.sbi_mask),
         dense=dense_points(cfg.sbi_mask, cfg.manifest, cfg.out, train_rows, train_items, cfg.progress),
     )
     draws = cfg.samples_per_epoch or len(train_items)

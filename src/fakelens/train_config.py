@@ -15,7 +15,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fakelens.constants import BACKBONE_PARAMS, BN_MODES, FAKES_MODES, SBI_MASKS, THRESHOLD_CRITERIA
+from fakelens.constants import BACKBONE_PARAMS, BN_MODES, FAKES_MODES, SBI_COLOURS, SBI_MASKS, THRESHOLD_CRITERIA
 from fakelens.errors import InvalidArgument
 
 #: Fields that change how a run executes but not what it computes: a resumed run may change them.
@@ -64,6 +64,11 @@ class TrainConfig:
         "five",
         "SBI blend mask: five = hull extrapolated from MTCNN's 5 landmarks; dense = hulls of the 468-point face mesh (jaw, chin, brows)",
         SBI_MASKS,
+    )
+    sbi_colour: str = option(
+        "paper",
+        "SBI colour change of the source: paper = the reference code's subtle one; strong = the first release's (hue +-10 deg, S/V +-30 percent)",
+        SBI_COLOURS,
     )
     sbi_pairs: bool = option(True, "with --fakes sbi, each drawn real crop and its own pseudo-fake share a batch (the SBI paper)")
     augment: bool = option(True, "data augmentation")
