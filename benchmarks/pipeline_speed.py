@@ -5,9 +5,11 @@ detect faces at full resolution one frame at a time, and classify crops one by o
 fakelens runs twice: "sequential" runs the stages one after the other as before #11 (``Detector(overlap=False)``;
 its decoding already skips the non-reference frames nobody asked for, new in #11), "fast" the defaults (stages overlapped in threads; the frames
 asked for, as ``keyframes="auto"`` would shift scores). Default clips: the 12.4 s 720p example and a 10 s 1080p
-DFDC clip of the shared pool; the summary gives the 1080p/720p time ratio, per clip and per clip second.
+DFDC clip of the shared pool, plus that 1080p clip re-encoded at 720p (libx264 CRF 18, made once into the temp
+folder), so that the 1080p/720p time ratio compares clips of equal length and content, and a 10 s 720p clip is
+timed directly. The summary gives the ratio for that pair, and per clip second for the first two.
 
-    .venv/bin/python benchmarks/pipeline_speed.py [--videos A.mp4 B.mp4] [--repeat 3]
+    .venv/bin/python benchmarks/pipeline_speed.py [--videos A.mp4 B.mp4] [--no-same-clip] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,6 +38,29 @@ DEFAULT_VIDEOS = [
     ROOT / "examples" / "fake_ffpp_NeuralTextures_004_982.mp4",  # 1280x720, 12.4 s
     ROOT.parent / "shared" / "data" / "videos" / "dfdc" / "ayhm23__fake.mp4",  # 1920x1080, 10.0 s
 ]
+
+
+def downscaled_copy(video: Path, height: int = 720) -> Path:
+    """``video`` re-encoded at ``height`` (libx264 CRF 18, yuv420p, same frame rate), made once into the temp folder."""
+    import av
+
+    out = Path(tempfile.gettempdir()) / "fakelens-bench" / f"{video.stem}_{height}p.mp4"
+    if out.is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".partial.mp4")
+    with av.open(str(video)) as source, av.open(str(partial), mode="w") as target:
+        stream = source.streams.video[0]
+        width = int(round(stream.width * height / stream.height / 2)) * 2
+        encoder = target.add_stream("libx264", rate=stream.average_rate)
+        encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
+        encoder.options = {"crf": "18"}
+        for frame in source.decode(stream):
+            image = cv2.resize(frame.to_ndarray(format="rgb24"), (width, height), interpolation=cv2.INTER_AREA)
+            target.mux(encoder.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        target.mux(encoder.encode())
+    partial.replace(out)  # atomic: an interrupted run leaves no half-written clip under the final name
+    return out
 
 
 def naive(video: Path, model, num_frames: int = 32) -> dict[str, float]:
@@ -92,6 +118,7 @@ def bench_clip(video: Path, model, info, repeat: int) -> dict[str, dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, nargs="+", default=DEFAULT_VIDEOS, help="clips to time (default: a 720p and a 1080p one)")
+    parser.add_argument("--no-same-clip", dest="same_clip", action="store_false", help="do not add the 720p re-encode of the largest clip")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each pipeline; the median is reported")
     args = parser.parse_args()
@@ -99,8 +126,15 @@ def main() -> None:
     print(f"machine: {describe_machine()}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     model, info = load_model(args.checkpoint)
+    videos = list(args.videos)
+    pair = None
+    if args.same_clip:
+        largest = max(videos, key=lambda v: probe_video(v).height)
+        if probe_video(largest).height > 720:
+            pair = (largest, downscaled_copy(largest, 720))
+            videos.append(pair[1])
     totals = {}
-    for video in args.videos:
+    for video in videos:
         clip = probe_video(video)
         print(f"\nclip: {video.name} {clip.width}x{clip.height}, {clip.duration:.1f} s, {clip.frame_count} frames; 32 sampled")
         result = bench_clip(video, model, info, args.repeat)
@@ -130,6 +164,12 @@ def main() -> None:
         raw = b["fast"]["wall"] / a["fast"]["wall"]
         per_second = (b["fast"]["wall"] / large.duration) / (a["fast"]["wall"] / small.duration)
         print(f"  {large.height}p / {small.height}p time: {raw:.2f} per clip, {per_second:.2f} per clip second (target <= 1.3)")
+    if pair is not None:
+        (big, a), (small, b) = totals[pair[0]], totals[pair[1]]
+        print(
+            f"  same clip, equal length ({big.duration:.1f} s): {big.height}p {a['fast']['wall']:.3f} s / "
+            f"{small.height}p {b['fast']['wall']:.3f} s = {a['fast']['wall'] / b['fast']['wall']:.2f} (target <= 1.3)"
+        )
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -5,7 +5,7 @@
 #   freeze7  the first 7 blocks frozen, no backward through them             5,600 images
 #   norm     BlenD: only the backbone's batch norm weights/biases + the head 3,200 images (backbone LR = head LR)
 # Validation: face-pool val identities against a fixed self-blended copy of each (830 items), never the dev pool.
-#   bash scripts/ab_trainable.sh && python scripts/ab_table.py runs/ab-*
+#   bash scripts/ab_trainable.sh && python scripts/ab_table.py runs/ab-all runs/ab-freeze7 runs/ab-norm
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FL=${FL:-.venv/bin/fakelens}
