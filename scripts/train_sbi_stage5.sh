@@ -7,7 +7,13 @@
 # by side, one core and one torch thread each, `nice`d: each is a >= 90-minute run on the 2-core machine.
 # Run it from a frozen copy of the code (PYTHONPATH=<copy>/src) when you edit the tree meanwhile.
 #   bash scripts/train_sbi_stage5.sh paper & bash scripts/train_sbi_stage5.sh strong &   # start, or resume
-# Then: scripts/val_auc.py (selection split, paper and strong fixed fakes, clean and tight crop) chooses.
+# The rule, fixed before either arm finished and before any test figure (committed with this script):
+#   colour A/B: the arm with the higher val AUC on the selection split made fair to both (face-pool val, REAL
+#     against seed-0 fixed SBI copies with both colour changes: scripts/val_auc.py --sbi-colour paper,strong)
+#     wins; a difference under 0.01 is a tie (the A/B of the masks measured that much noise), and a tie keeps
+#     `paper`, the reference code's. The dev pool is run for information only, never to choose.
+#   shipping: the winner becomes fakelens-default-v5 only if it beats v4 on the selection split both clean and
+#     under the tight crop (paper-colour copies, as v4 was chosen: val_auc.py [--perturbation tight_crop]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARM=${1:?usage: train_sbi_stage5.sh paper|strong}
