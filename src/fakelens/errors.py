@@ -26,6 +26,10 @@ class CheckpointError(FakelensError):
     """A model checkpoint is missing, corrupt or of another kind."""
 
 
+class TrainingError(FakelensError):
+    """Training cannot start or continue (bad options, unusable data, run folder conflicts)."""
+
+
 class InvalidArgument(FakelensError, ValueError):
     """An option or parameter a user gave is out of range or of the wrong kind; the message names it."""
 

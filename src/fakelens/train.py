@@ -25,10 +25,9 @@ that SBI-only training selects its model without ever seeing a real manipulation
 
 Elsewhere: the options are :mod:`fakelens.train_config`, the collectives and RNG states
 :mod:`fakelens.distributed`, the item lists and the log and plots :mod:`fakelens.training_data`.
-Why this module is still over 500 lines: what is left is one run, from options to ``last.pt``
-(set-up, epochs, validation, saving and resuming), each step a function of the one ``_Run`` it
-builds, read top to bottom; the model set-up (``_init_model`` .. ``_set_phase``) is the next seam,
-once :class:`TrainingError` lives in :mod:`fakelens.errors`.
+What trains and how fast (initial weights, parameter groups, the LR schedule, the frozen layers) is
+:mod:`fakelens.trainable`. What is left here is one run, from options to ``last.pt`` (set-up, epochs,
+validation, saving and resuming), each step a function of the one ``_Run`` it builds, read top to bottom.
 """
 
 from __future__ import annotations
@@ -63,12 +62,13 @@ from fakelens.data import (
     worker_init,
 )
 from fakelens.distributed import DistInfo, all_gather, barrier, init_distributed, rng_state, set_rng_state
-from fakelens.errors import FakelensError
+from fakelens.errors import TrainingError
 from fakelens.evaluate import _autocast, score_dataset
 from fakelens.metrics import best_threshold, binary_metrics
-from fakelens.model import DeepfakeClassifier, load_backbone_weights
+from fakelens.model import DeepfakeClassifier
 from fakelens.sbi import SBIConfig
 from fakelens.train_config import RUNTIME_FIELDS, TrainConfig, config_yaml
+from fakelens.trainable import init_model, lr_factor, param_groups, set_phase
 from fakelens.training_data import (
     build_train_items,
     build_val_items,
@@ -83,10 +83,6 @@ log = logging.getLogger(__name__)
 
 #: Per-process batch below which batch norm statistics are kept frozen (bn="auto").
 BN_MIN_BATCH = 32
-
-
-class TrainingError(FakelensError):
-    """Training cannot start or continue (bad options, unusable data, run folder conflicts)."""
 
 
 @dataclass
@@ -104,83 +100,6 @@ class TrainResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-# --------------------------------------------------------------------------- model set-up
-
-
-def _init_model(model: DeepfakeClassifier, init: str | None) -> str:
-    """Load ``init`` into ``model``; returns a description for the log."""
-    if init is None:
-        log.warning("no --init/--pretrained: the backbone starts from random weights (expect poor results)")
-        return "random"
-    if str(init) == "imagenet":
-        try:
-            load_backbone_weights(model, "imagenet")
-        except Exception as exc:  # noqa: BLE001 - network errors come in many types
-            raise TrainingError(
-                f"could not fetch torchvision's ImageNet weights ({exc}); pass --init PATH to a local mobilenet_v2 state dict"
-            ) from exc
-        return "torchvision IMAGENET1K_V2"
-    path = Path(init)
-    if not path.is_file():
-        raise TrainingError(f"{path}: --init file not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise TrainingError(f"{path}: cannot read --init weights ({exc})") from exc
-    if isinstance(payload, dict) and payload.get("format") == "fakelens-checkpoint":
-        payload = load_checkpoint(path)
-        try:
-            model.load_state_dict(payload["model_state"], strict=True)
-        except RuntimeError as exc:
-            raise TrainingError(f"{path}: checkpoint does not fit this model (--hidden?): {exc}") from exc
-        return f"fakelens checkpoint {path}"
-    try:
-        load_backbone_weights(model, path)
-    except (RuntimeError, KeyError, AttributeError) as exc:
-        raise TrainingError(f"{path}: not a torchvision mobilenet_v2 state dict ({exc})") from exc
-    return f"backbone {path}"
-
-
-def _param_groups(model: DeepfakeClassifier, lr: float, weight_decay: float, backbone_lr_mult: float) -> list[dict]:
-    """Head first (its LR is the one logged), then the backbone at ``lr * backbone_lr_mult``; biases and norm
-    scales are not decayed."""
-    groups = []
-    for params, group_lr in ((list(model.head.parameters()), lr), (list(model.features.parameters()), lr * backbone_lr_mult)):
-        decay = [p for p in params if p.ndim > 1]
-        no_decay = [p for p in params if p.ndim <= 1]
-        groups.append({"params": decay, "weight_decay": weight_decay, "lr": group_lr})
-        groups.append({"params": no_decay, "weight_decay": 0.0, "lr": group_lr})
-    return groups
-
-
-def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:
-    """Linear warm-up to 1 over ``warmup_steps``, then cosine decay to ``min_ratio`` at ``total_steps``."""
-    if warmup_steps > 0 and step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    progress = min(max(progress, 0.0), 1.0)
-    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _set_phase(model: DeepfakeClassifier, frozen_backbone: bool, freeze_bn: bool, freeze_blocks: int = 0, backbone_params: str = "all") -> None:
-    """Train mode with the backbone (un)frozen and its batch norm statistics frozen or not; the first
-    ``freeze_blocks`` blocks stay frozen throughout; with ``backbone_params="norm"`` only the backbone's batch
-    norm affine parameters train."""
-    model.train()
-    for module in model.features.modules():
-        is_norm = isinstance(module, nn.modules.batchnorm._BatchNorm)
-        for param in module.parameters(recurse=False):
-            param.requires_grad_(not frozen_backbone and (backbone_params == "all" or is_norm))
-    if frozen_backbone or freeze_bn:
-        for module in model.features.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
-    for block in list(model.features)[:freeze_blocks]:
-        block.eval()
-        for param in block.parameters():
-            param.requires_grad_(False)
 
 
 # --------------------------------------------------------------------------- training
@@ -367,7 +286,7 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed % (2**32))
     model = DeepfakeClassifier(hidden=cfg.hidden, dropout=cfg.dropout)
-    init_desc = _init_model(model, cfg.init) if payload is None else "resumed"
+    init_desc = init_model(model, cfg.init) if payload is None else "resumed"
     model.to(device)
     channels_last = cfg.channels_last and device.type == "cuda"
     if channels_last:
@@ -391,7 +310,7 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
         sampler = BalancedSampler(kind_weights(kinds, cfg.sbi_share), draws, seed=cfg.seed, rank=info.rank, world_size=info.world_size)
     steps_per_epoch = math.ceil(len(sampler) / cfg.batch_size)
     total_steps, warmup_steps = steps_per_epoch * cfg.epochs, int(round(cfg.warmup_epochs * steps_per_epoch))
-    optimizer = torch.optim.AdamW(_param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_mult), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.backbone_lr_mult), lr=cfg.lr)
 
     def schedule(step: int) -> float:
         return lr_factor(step, total_steps, warmup_steps, cfg.min_lr_ratio)
@@ -449,7 +368,7 @@ def _train_one_epoch(run: _Run, epoch: int) -> dict:
 
     cfg, info, model = run.cfg, run.info, run.model
     frozen = epoch < cfg.freeze_backbone_epochs
-    _set_phase(model, frozen, run.freeze_bn, cfg.freeze_blocks, cfg.backbone_params)
+    set_phase(model, frozen, run.freeze_bn, cfg.freeze_blocks, cfg.backbone_params)
     if info.enabled and run.ddp_frozen != frozen:
         # DDP registers the parameters that need gradients when it is built: rebuild when that set changes.
         from torch.nn.parallel import DistributedDataParallel
