@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Which layers to train on a CPU, by validation AUC per CPU-hour (#10). Three SBI-only runs from the same
-# ImageNet initialisation and seed on the face pool, each sized to about 12 minutes of one busy core:
-#   all      every layer (backbone at a third of the head's LR)              2,400 images
+# ImageNet initialisation and seed on the face pool, each sized to about 12 minutes of one busy core
+# (measured: 11.5, 12.5 and 8.7 minutes beside two other training runs; docs/results/ab_trainable.md):
+#   all      every layer (backbone at a third of the head's LR)              3,400 images
 #   freeze7  the first 7 blocks frozen, no backward through them             5,600 images
 #   norm     BlenD: only the backbone's batch norm weights/biases + the head 3,200 images (backbone LR = head LR)
 # Validation: face-pool val identities against a fixed self-blended copy of each (830 items), never the dev pool.
@@ -20,6 +21,6 @@ run() {  # name, images, extra options
     $FL train --out "$out" "${COMMON[@]}" --samples-per-epoch "$n" "$@"
   fi
 }
-run all 2400 --backbone-lr-mult 0.33
+run all 3400 --backbone-lr-mult 0.33
 run freeze7 5600 --backbone-lr-mult 0.33 --freeze-blocks 7
 run norm 3200 --backbone-lr-mult 1.0 --backbone-params norm
