@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Reproduces the bundled default model fakelens-default-v4 (src/fakelens/weights/default.pt) from ../shared.
+# Reproduces the bundled default model fakelens-default-v5 (src/fakelens/weights/default.pt) from ../shared.
 #   make default-model            (or: bash scripts/train_default_model.sh)
 # SBI-only: it trains on the real face photographs of ../shared/data/faces/ and their self-blended
 # pseudo-fakes, never on a deepfake; every labelled medium of the dev pool is then a test item.
-# About 4 hours on 2 CPU cores: stages 1-2 (scripts/train_sbi.sh, 87 min: v2), stage 3
-# (scripts/train_sbi_stage3.sh, 80 min: v3) and stage 4 (scripts/train_sbi_stage4.sh, 72 min: v4, with
-# tight face-crop augmentation); scripts/train_gpu.sh is the GPU recipe.
+# About 6 hours on 2 CPU cores: stages 1-2 (scripts/train_sbi.sh, 87 min: v2), stage 3
+# (scripts/train_sbi_stage3.sh, 80 min: v3), stage 4 (scripts/train_sbi_stage4.sh, 72 min: v4, with
+# tight face-crop augmentation) and stage 5 (scripts/train_sbi_stage5.sh paper, 102 min: v5; its `strong` arm
+# was the colour A/B and is not needed); scripts/train_gpu.sh is the GPU recipe.
 # Every step resumes where it stopped when the script is run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +23,11 @@ $FL preprocess "$DATA" --dataset list --list runs/face_pool.csv --val-fraction 0
 bash scripts/train_sbi.sh
 bash scripts/train_sbi_stage3.sh
 bash scripts/train_sbi_stage4.sh
+INIT5=runs/sbi-stage4/best.pt bash scripts/train_sbi_stage5.sh paper
 # The dev pool (test only): 16 frames per video, detection at 640 px.
 $FL preprocess "$DATA" --dataset list --list runs/dev_pool.csv --frames 16 --detection-size 640 \
   --min-face-size 40 --workers 2 --out runs/devpool
-$PY scripts/package_model.py runs/sbi-stage4/best.pt --name fakelens-default-v4 --calibrate runs/faces/manifest.csv
+$PY scripts/package_model.py runs/sbi-stage5-paper/best.pt --name fakelens-default-v5 --calibrate runs/faces/manifest.csv
 $PY scripts/generalisation.py --manifest runs/devpool/manifest.csv --split test \
-  --checkpoint v4=src/fakelens/weights/default.pt --calibration-manifest runs/faces/manifest.csv \
+  --checkpoint v5=src/fakelens/weights/default.pt --calibration-manifest runs/faces/manifest.csv \
   --cache runs/gen_cache --out runs/generalisation
