@@ -215,3 +215,19 @@ def test_bad_parameters_raise_value_error():
         MTCNN(scale_factor=1.2)
     with pytest.raises(ValueError):
         MTCNN(detection_size=8)
+
+
+def test_summed_area_tables_are_exact(video_frames):
+    """CPU tables come from OpenCV (GPU ones from torch's cumsum): they equal the exact integer sums, and a
+    pyramid level read from them equals torch's area interpolation."""
+    from fakelens.mtcnn.pyramid import area_resize, integral, resize_plan
+
+    frames = torch.from_numpy(np.stack(video_frames[:2]))[:, 100:163, 200:297]  # a strided view
+    exact = torch.zeros(2, 64, 98, 3, dtype=torch.int64)
+    exact[:, 1:, 1:] = frames
+    exact = exact.cumsum(1).cumsum(2)
+    table = integral(frames)
+    assert table.dtype == torch.int32 and torch.equal(table.long(), exact)
+    level = area_resize(table, resize_plan(table, 21, 33))
+    expected = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=(21, 33), mode="area")
+    torch.testing.assert_close(level, expected, rtol=0, atol=1e-4)

@@ -10,10 +10,13 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from fakelens.detector import Detector
-from fakelens.errors import MediaError
-from fakelens.media import Frame, keyframe_indices, load_frames, plan_sampling, probe_video
+from fakelens.errors import InvalidArgument, MediaError
+from fakelens.media import DECODE_THREADING, Frame, iter_video, keyframe_indices, load_frames, plan_sampling, probe_video
+from fakelens.pipeline import MAX_FACE_THREADS, decode_threading, face_threads
+from fakelens.sysinfo import available_cores
 
 FRAMES = 8
 
@@ -139,7 +142,8 @@ def test_keyframes_are_sampled_only_where_dense_and_recorded(checkpoint, example
 @pytest.mark.parametrize("name", ["fake_ffpp_NeuralTextures_004_982.mp4", "real_dfdc_aayrffkzxn.mp4"])
 def test_frames_decoded_without_unasked_b_frames_are_bit_identical(examples, name):
     """iter_video skips the non-reference frames nobody asked for; the frames it returns are those a plain
-    decode of every frame gives at the same indices (and those indices are the ones asked for)."""
+    decode of every frame gives at the same indices (and those indices are the ones asked for), with
+    FFmpeg's frame threads, slice threads only (the overlapped path on 2 cores) or none."""
     import av
 
     path = examples / name
@@ -150,6 +154,40 @@ def test_frames_decoded_without_unasked_b_frames_are_bit_identical(examples, nam
     assert len(every) == probe_video(path).frame_count
     for frame in frames:
         assert np.array_equal(frame.image, every[frame.index]), frame.index
+    for threads in DECODE_THREADING:
+        again = list(iter_video(path, plan_sampling(path, FRAMES), threads))
+        assert [f.index for f in again] == [f.index for f in frames]
+        assert all(np.array_equal(a.image, b.image) for a, b in zip(again, frames)), threads
+    with pytest.raises(InvalidArgument, match="decode_threads"):
+        next(iter_video(path, plan_sampling(path, FRAMES), "FAST"))
+
+
+def test_more_face_finders_give_the_same_faces_and_scores(checkpoint, detectors, examples):
+    """Face finders work batches in parallel and are collected in frame order: with 3 of them on batches of 2
+    frames (4 batches), the result equals the sequential path's, and torch's thread setting is restored."""
+    threads_before = torch.get_num_threads()
+    parallel = Detector.from_checkpoint(checkpoint, num_frames=FRAMES, keyframes="never", face_threads=3)
+    sequential = detectors[1]
+    saved = sequential.faces.batch_size
+    parallel.faces.batch_size = sequential.faces.batch_size = 2
+    try:
+        for name in ("fake_ffpp_NeuralTextures_004_982.mp4", "real_ffpp_004.mp4"):
+            a, b = parallel.predict(examples / name), sequential.predict(examples / name)
+            assert a.num_faces > 0
+            _same(a, b)
+        assert torch.get_num_threads() == threads_before
+    finally:
+        sequential.faces.batch_size = saved
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(InvalidArgument, match="face_threads"):
+            Detector.from_checkpoint(checkpoint, face_threads=bad)
+
+
+def test_threads_follow_the_cores():
+    """One face finder and slice-only decoding on 2 cores (the design point); more cores, more finders, up to 4."""
+    assert [face_threads(cores) for cores in (1, 2, 3, 4, 8, 64)] == [1, 1, 2, 3, 4, MAX_FACE_THREADS]
+    assert [decode_threading(cores) for cores in (1, 2, 3, 16)] == ["SLICE", "SLICE", "AUTO", "AUTO"]
+    assert face_threads() == max(1, min(MAX_FACE_THREADS, available_cores() - 1))
 
 
 @pytest.mark.parametrize("name", ["real_ffpp_004.mp4", "real_ffpp_ex_original.png"])

@@ -208,6 +208,9 @@ class Detector:
     device : ``"cpu"``, ``"cuda"``...; default CUDA when available.
     overlap : decode, find faces and score at once in threads (default True; see :mod:`fakelens.pipeline`);
         False runs the stages one after the other, as fakelens did before (same crops and scores).
+    face_threads : threads finding faces at once when ``overlap`` is on (default None: one on a 2-core machine,
+        one per core beyond the first on bigger ones, up to 4; see :func:`fakelens.pipeline.face_threads`).
+        Results do not depend on it.
     keyframes : ``"never"`` (default) decodes the frames asked for; ``"auto"`` samples a video's keyframes
         only when they are dense enough to stand in for them, and records it in ``Prediction.sampling``
         (see :func:`fakelens.media.plan_sampling`; it shifts scores, see ``constants.DEFAULT_KEYFRAMES``).
@@ -229,6 +232,7 @@ class Detector:
         device: str | torch.device | None = None,
         overlap: bool = True,
         keyframes: str = DEFAULT_KEYFRAMES,
+        face_threads: int | None = None,
     ):
         from fakelens.backends import make_backend
         from fakelens.mtcnn import MTCNN
@@ -250,6 +254,13 @@ class Detector:
             raise InvalidArgument(f"keyframes must be one of {', '.join(KEYFRAME_MODES)}, got {keyframes!r}")
         self.overlap = overlap
         self.keyframes = keyframes
+        if face_threads is None:
+            from fakelens.pipeline import face_threads as default_face_threads
+
+            face_threads = default_face_threads()
+        if isinstance(face_threads, bool) or not isinstance(face_threads, int) or face_threads < 1:
+            raise InvalidArgument(f"face_threads must be a whole number of at least 1, got {face_threads!r}")
+        self.face_threads = face_threads
         self.faces = FaceExtractor(
             MTCNN(min_face_size=min_face_size, detection_size=detection_size, device=self.device),
             num_frames=num_frames,

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from fakelens.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from fakelens.errors import MediaError, UnsupportedMedia
+from fakelens.errors import InvalidArgument, MediaError, UnsupportedMedia
 
 log = logging.getLogger(__name__)
 
@@ -402,18 +402,29 @@ def _decode(container, stream, wanted: set[int], keyframes_only: bool, fps: floa
         yield from stream.decode(packet)
 
 
-def iter_video(path: str | Path, plan: SamplingPlan):
+#: FFmpeg's decoder threading (PyAV's ``thread_type``): ``AUTO`` uses frame and slice threads, ``SLICE`` only
+#: splits frames coded in several slices, ``NONE`` decodes on the calling thread.
+DECODE_THREADING = ("AUTO", "SLICE", "NONE")
+
+
+def iter_video(path: str | Path, plan: SamplingPlan, decode_threads: str = "AUTO"):
     """Decode the frames of a :class:`SamplingPlan` one at a time (a generator: the pipeline detects faces
-    in the first frames while later ones decode). Raises :class:`MediaError` when no frame decodes."""
+    in the first frames while later ones decode). Raises :class:`MediaError` when no frame decodes.
+
+    ``decode_threads`` is one of :data:`DECODE_THREADING` (default ``"AUTO"``, fastest when decoding has the cores
+    to itself). The frames are the same either way; frame threads cost CPU time to save wall time, which does
+    not pay where another stage holds the other cores (see :mod:`fakelens.pipeline`)."""
     import av
 
+    if decode_threads not in DECODE_THREADING:
+        raise InvalidArgument(f"decode_threads must be one of {', '.join(DECODE_THREADING)}, got {decode_threads!r}")
     path = Path(path)
     info, wanted = plan.info, plan.indices
     count = 0
     container = _open_container(path)
     try:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.thread_type = decode_threads
         keyframes_only = plan.mode == "keyframes"
         time_base = stream.time_base or Fraction(1, 1)
         start_pts = stream.start_time or 0

@@ -1,20 +1,24 @@
 """The stages of :meth:`fakelens.detector.Detector.predict` overlapped: decode, find faces and score at once.
 
 Run one after the other, decoding, face finding and scoring keep one core busy while the other waits.
-Here three threads share the work, joined by bounded queues:
+Here threads share the work, joined by bounded queues:
 
 * the **decoder** opens each input in turn, decodes its sampled frames (:func:`fakelens.media.iter_video`)
   and downscales each for the detector (:meth:`fakelens.mtcnn.MTCNN.reduce`), then goes on to the next
   input, so in a folder the next file decodes while this one's faces are found;
-* the **caller's thread** finds faces, a batch of frames at a time, and crops every face it will score
-  as soon as its frame is done (crops do not depend on the track a face ends in);
+* the **face finders** (:func:`face_threads`: one on a 2-core machine, in the caller's thread; one per core
+  beyond the first on bigger ones, up to 4) each take a batch of frames, find its faces and crop every face
+  that will be scored (crops do not depend on the track a face ends in); the caller collects batches in order;
 * the **scorer** (one worker) classifies each batch of crops as it arrives.
 
 PyAV, OpenCV, torch and ONNX Runtime release the GIL while they work, so the threads run on separate
-cores. Tracks are linked once every frame of an input is done, exactly as the sequential path links
-them, so the crops, and the scores up to ONNX Runtime's batch-size rounding, are the ones the sequential
-path gives (tests/test_pipeline.py checks it). Timings are the time each stage was busy; ``total`` is the
-wall time from the first frame asked for to the verdict, so it is less than their sum.
+cores. Where the detector holds the second of two cores, the decoder uses slice threads only
+(:func:`decode_threading`): FFmpeg's frame threads shorten decoding alone but cost CPU time that the
+detector then lacks. Batches are the sequential path's (``FaceExtractor.batch_size`` frames), and tracks are
+linked once every frame of an input is done, exactly as the sequential path links them, so the crops, and
+the scores up to ONNX Runtime's batch-size rounding, are the ones the sequential path gives, whatever the
+number of face finders (tests/test_pipeline.py checks it). Timings are the time each stage was busy;
+``total`` is the wall time from the first frame asked for to the verdict, so it is less than their sum.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,11 +37,30 @@ import numpy as np
 from fakelens.errors import FakelensError
 from fakelens.faces import FaceCrop, detect_faces
 from fakelens.media import Frame, SamplingPlan, iter_video, load_frames, media_kind, plan_sampling
+from fakelens.sysinfo import available_cores
 
 #: Decoded frames the decoder may hold ahead of the face finder, per input. Two detection batches: enough to
 #: keep both busy, while bounding memory (16 frames of 1080p are 100 MB).
 QUEUE_FRAMES = 16
 _END = object()
+#: Most face-finder threads :func:`face_threads` picks: each holds a batch of frames, and past 4 the decoder
+#: (one stream at a time) cannot keep them fed.
+MAX_FACE_THREADS = 4
+
+
+def face_threads(cores: int | None = None) -> int:
+    """Face-finder threads for ``cores`` (default: :func:`fakelens.sysinfo.available_cores`): one core is left
+    to the decoder and the scorer, the rest find faces, 1 to :data:`MAX_FACE_THREADS`."""
+    cores = available_cores() if cores is None else cores
+    return max(1, min(MAX_FACE_THREADS, cores - 1))
+
+
+def decode_threading(cores: int | None = None) -> str:
+    """How the decoder threads FFmpeg (see :data:`fakelens.media.DECODE_THREADING`): ``"SLICE"`` on 2 cores or
+    fewer, where the face finder holds the other core and frame threads would take CPU time from it (10 % less
+    wall time on the 12.4 s 720p example, benchmarks/pipeline_speed.py), ``"AUTO"`` where cores are to spare."""
+    cores = available_cores() if cores is None else cores
+    return "SLICE" if cores <= 2 else "AUTO"
 
 
 @dataclass
@@ -53,9 +77,17 @@ class Decoder(threading.Thread):
     """Decodes ``sources`` one after another into one bounded queue each: an :class:`Opened` (or the
     exception that stopped the input), ``(Frame, reduced image)`` pairs, then an end marker."""
 
-    def __init__(self, sources: Sequence[str | Path], num_frames: int, keyframes: str, reduce: Callable[[np.ndarray], np.ndarray]):
+    def __init__(
+        self,
+        sources: Sequence[str | Path],
+        num_frames: int,
+        keyframes: str,
+        reduce: Callable[[np.ndarray], np.ndarray],
+        decode_threads: str = "AUTO",
+    ):
         super().__init__(name="fakelens-decoder", daemon=True)
         self.sources = list(sources)
+        self.decode_threads = decode_threads
         self.num_frames = num_frames
         self.keyframes = keyframes
         self.reduce = reduce
@@ -77,7 +109,7 @@ class Decoder(threading.Thread):
             opened.decode_seconds[0] = time.perf_counter() - start
             if not self._put(out, opened):
                 return False
-            frames = iter_video(source, plan) if plan is not None else iter(load_frames(source, kind="image"))
+            frames = iter_video(source, plan, self.decode_threads) if plan is not None else iter(load_frames(source, kind="image"))
             while True:
                 start = time.perf_counter()
                 frame = next(frames, None)
@@ -114,9 +146,23 @@ def _take(source: queue.Queue):
     return item
 
 
-def run_input(detector, items: queue.Queue, scorer: ThreadPoolExecutor, report) -> tuple[Opened, list[Frame], list[FaceCrop], np.ndarray, dict]:
+def _take_batch(items: queue.Queue, size: int) -> tuple[list[tuple[Frame, np.ndarray]], bool]:
+    """The next ``size`` decoded frames (fewer at the input's end), and whether the input ended."""
+    batch: list[tuple[Frame, np.ndarray]] = []
+    while len(batch) < size:
+        item = _take(items)
+        if item is _END:
+            return batch, True
+        batch.append(item)
+    return batch, False
+
+
+def run_input(
+    detector, items: queue.Queue, scorer: ThreadPoolExecutor, report, finders: ThreadPoolExecutor | None = None
+) -> tuple[Opened, list[Frame], list[FaceCrop], np.ndarray, dict]:
     """Faces and scores of one input whose decoded frames arrive on ``items`` (see :class:`Decoder`).
 
+    Batches of frames go to ``finders`` (or are worked in this thread when None) and are collected in order.
     Returns what :meth:`Detector._result` needs: the input's description, its frames, its crops (frame
     order, then track order, as the sequential path orders them), their scores and the stage timings.
     """
@@ -135,36 +181,48 @@ def run_input(detector, items: queue.Queue, scorer: ThreadPoolExecutor, report) 
         timings["classify"] += time.perf_counter() - begin
         return scores
 
+    def find(batch: list[tuple[Frame, np.ndarray]]):
+        """Faces of a batch of frames, and the crops of those that will be scored (in a face-finder thread)."""
+        begin = time.perf_counter()
+        found = detect_faces(extractor.detector, [f.image for f, _ in batch], reduced=[r for _, r in batch])
+        out = []
+        for (frame, _), faces in zip(batch, extractor.select(found)):
+            scored = [(place, extractor.crop(frame, face, -1)) for place, face in enumerate(faces) if face.prob >= detector.min_face_prob]
+            out.append((frame, faces, scored))
+        return out, time.perf_counter() - begin
+
+    def collect(job) -> None:
+        out, busy = job.result() if isinstance(job, Future) else job
+        timings["faces"] += busy
+        crops: list[np.ndarray] = []
+        for frame, faces, scored in out:
+            frames.append(frame)
+            faces_per_frame.append(faces)
+            pending.extend(scored)
+            crops.extend(crop.image for _, crop in scored)
+        if crops:
+            futures.append(scorer.submit(classify, np.stack(crops)))
+
+    in_flight: deque[Future] = deque()
+    limit = detector.face_threads  # the size of the finders' pool (predict_stream makes it so)
     done = False
     while not done:
         begin = time.perf_counter()
-        batch: list[tuple[Frame, np.ndarray]] = []
-        while len(batch) < extractor.batch_size:
-            item = _take(items)
-            if item is _END:
-                # Reported only now, as the sequential path does: past "reading frames" the file is no longer
-                # read (the HTTP API deletes an upload at the next stage), though faces were being found meanwhile.
-                report("finding faces", 0.2)
-                done = True
-                break
-            batch.append(item)
+        batch, done = _take_batch(items, extractor.batch_size)
+        if done:
+            # Reported only now, as the sequential path does: past "reading frames" the file is no longer
+            # read (the HTTP API deletes an upload at the next stage), though faces were being found meanwhile.
+            report("finding faces", 0.2)
+        if batch and finders is None:
+            timings["wait"] += time.perf_counter() - begin
+            collect(find(batch))
+            continue
+        if batch and finders is not None:
+            in_flight.append(finders.submit(find, batch))
+        # Collect in frame order: what is done, and the oldest batch whenever every finder is busy.
+        while in_flight and (in_flight[0].done() or len(in_flight) >= limit or done):
+            collect(in_flight.popleft())
         timings["wait"] += time.perf_counter() - begin
-        if not batch:
-            break
-        begin = time.perf_counter()
-        found = detect_faces(extractor.detector, [f.image for f, _ in batch], reduced=[r for _, r in batch])
-        crops = []
-        for (frame, _), faces in zip(batch, extractor.select(found)):
-            frames.append(frame)
-            faces_per_frame.append(faces)
-            for place, face in enumerate(faces):
-                if face.prob >= detector.min_face_prob:
-                    crop = extractor.crop(frame, face, -1)
-                    pending.append((place, crop))
-                    crops.append(crop.image)
-        timings["faces"] += time.perf_counter() - begin
-        if crops:
-            futures.append(scorer.submit(classify, np.stack(crops)))
     report("scoring", 0.6)
     begin = time.perf_counter()
     scores = np.concatenate([f.result() for f in futures]) if futures else np.zeros(0)
@@ -189,14 +247,16 @@ def predict_stream(detector, sources: Iterable[str | Path], num_frames: int, fin
     for a source that failed with a :class:`FakelensError`, in order, with every stage overlapped."""
     report = report or (lambda stage, fraction: None)
     sources = [Path(s) for s in sources]
-    decoder = Decoder(sources, num_frames, detector.keyframes, detector.faces.detector.reduce)
+    decoder = Decoder(sources, num_frames, detector.keyframes, detector.faces.detector.reduce, decode_threading())
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakelens-scorer")
+    workers = detector.face_threads
+    finders = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fakelens-faces") if workers > 1 else None
     report("reading frames", 0.0)
     decoder.start()
     try:
         for source, items in zip(sources, decoder.queues):
             try:
-                result = finish(*run_input(detector, items, scorer, report))
+                result = finish(*run_input(detector, items, scorer, report, finders))
             except FakelensError as exc:
                 _drain(items)
                 yield source, exc
@@ -204,6 +264,8 @@ def predict_stream(detector, sources: Iterable[str | Path], num_frames: int, fin
             yield source, result
     finally:
         decoder.stop()
+        if finders is not None:
+            finders.shutdown(wait=True, cancel_futures=True)
         scorer.shutdown(wait=True, cancel_futures=True)
         decoder.join(timeout=5)
 
@@ -216,4 +278,4 @@ def _drain(items: queue.Queue) -> None:
             return
 
 
-__all__ = ["Decoder", "predict_stream", "run_input", "QUEUE_FRAMES"]
+__all__ = ["Decoder", "predict_stream", "run_input", "face_threads", "decode_threading", "QUEUE_FRAMES", "MAX_FACE_THREADS"]

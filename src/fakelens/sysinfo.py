@@ -1,9 +1,17 @@
-"""One line describing the machine, printed by every benchmark next to its numbers."""
+"""What the machine offers: the cores this process may use, and one line describing it for benchmarks."""
 
 from __future__ import annotations
 
 import os
 import platform
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, so ``taskset`` counts; else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def describe_machine() -> str:
@@ -17,6 +25,8 @@ def describe_machine() -> str:
     except OSError:
         pass
     text = f"{cpu}, {os.cpu_count()} logical cores"
+    if available_cores() != os.cpu_count():
+        text += f", {available_cores()} usable here"
     try:
         text += f" (load average {os.getloadavg()[0]:.1f})"
     except OSError:

@@ -8,6 +8,7 @@ a cache-sized chunk per call on a CPU.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -36,6 +37,11 @@ NMS_PNET_SCALE = 0.5
 NMS_PNET_ALL = 0.7
 NMS_RNET = 0.7
 NMS_ONET_MIN = 0.7
+
+#: Detections running now, and the torch thread setting they replaced (see :meth:`MTCNN._threads`).
+_THREAD_LOCK = threading.Lock()
+_THREAD_USERS = 0
+_THREADS_BEFORE = 1
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
@@ -251,16 +257,27 @@ class MTCNN:
 
     @contextlib.contextmanager
     def _threads(self):
-        """Run with ``num_threads`` torch threads on a CPU, then restore the process setting."""
+        """Run with ``num_threads`` torch threads on a CPU, then restore the process setting.
+
+        The setting is the process's, and face finders may detect in several threads at once: the first to
+        enter sets it and the last to leave restores it (a plain save-and-restore in each would leave the
+        process at 1 thread, or restore it under a detection still running)."""
+        global _THREAD_USERS, _THREADS_BEFORE
         if self.device.type != "cpu" or not self.num_threads:
             yield
             return
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.num_threads)
+        with _THREAD_LOCK:
+            if _THREAD_USERS == 0:
+                _THREADS_BEFORE = torch.get_num_threads()
+                torch.set_num_threads(self.num_threads)
+            _THREAD_USERS += 1
         try:
             yield
         finally:
-            torch.set_num_threads(previous)
+            with _THREAD_LOCK:
+                _THREAD_USERS -= 1
+                if _THREAD_USERS == 0:
+                    torch.set_num_threads(_THREADS_BEFORE)
 
     def _detection_scale(self, height: int, width: int) -> float:
         longest = max(height, width)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from fakelens.constants import DEFAULT_MAX_UPLOAD_MB
 from fakelens.errors import InvalidArgument
+from fakelens.sysinfo import available_cores
 
 #: The environment variable holding the bearer token; unset or empty means no authentication.
 TOKEN_ENV = "FAKELENS_API_TOKEN"
@@ -32,14 +33,6 @@ DEFAULT_KEEP_JOBS = 256
 DEFAULT_KEEP_SECONDS = 3600.0
 #: Most frames a request may ask for (the app's limit too).
 MAX_FRAMES = 128
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, else the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def default_workers() -> int:
