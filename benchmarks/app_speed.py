@@ -5,7 +5,8 @@ Runs the app (``streamlit run app.py``) of this checkout and, with ``--old``, of
 uploads the clip through the page with Playwright in Debian's Chromium (``make browser-deps``), and times
 "Verdict:" appearing and the page being complete (a heatmap overlay shown and no script run in flight).
 Each app is warmed first with one upload of the clip (model loading and the ONNX session are per process,
-kept across reruns), then timed ``--repeat`` times with a fresh page.
+kept across reruns), then timed ``--repeat`` times with a fresh page. Both apps load this checkout's bundled
+model (``FAKELENS_CHECKPOINT``), so the times compare code, not models.
 
     .venv/bin/python benchmarks/app_speed.py [--media ../shared/data/videos/dfdc/ayhm23__fake.mp4] [--old /tmp/fakelens-old]
 """
@@ -24,6 +25,7 @@ sys.path.insert(0, str(ROOT / "docs"))
 
 from make_screenshot import CHROMIUM, CHROMIUM_ARGS, _wait_idle, serve  # noqa: E402
 
+from fakelens.detector import DEFAULT_MODEL  # noqa: E402
 from fakelens.sysinfo import describe_machine  # noqa: E402
 
 DEFAULT_MEDIA = ROOT.parent / "shared" / "data" / "videos" / "dfdc" / "ayhm23__fake.mp4"  # 1920x1080, 10 s
@@ -72,7 +74,8 @@ def main() -> None:
     print(f"machine: {describe_machine()}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"clip: {args.media}")
-    env = {"FAKELENS_QUIET_SERVER": "1"}
+    # Both apps load this checkout's bundled model, so "before" and "after" differ only in code.
+    env = {"FAKELENS_QUIET_SERVER": "1", "FAKELENS_CHECKPOINT": str(DEFAULT_MODEL)}
     os.environ.update(env)
     if args.old is not None:
         bench("before", {"PYTHONPATH": str(args.old / "src")}, args.media, args.repeat)

@@ -9,7 +9,12 @@ DFDC clip of the shared pool, plus that 1080p clip re-encoded at 720p (libx264 C
 folder), so that the 1080p/720p time ratio compares clips of equal length and content, and a 10 s 720p clip is
 timed directly. The summary gives the ratio for that pair, and per clip second for the first two.
 
-    .venv/bin/python benchmarks/pipeline_speed.py [--videos A.mp4 B.mp4] [--no-same-clip] [--repeat 3]
+The summary adds, for that pair, the ratio of the work of the stages (the sequential path's stage times): the
+decoder and P-Net's pyramid both grow with the pixels when the smallest face is fixed in pixels of the frame, so
+overlap on 2 cores tends to that ratio; ``--scaled-min-face`` times the large clip with the smallest face at the
+same share of the frame instead.
+
+    .venv/bin/python benchmarks/pipeline_speed.py [--videos A.mp4 B.mp4] [--no-same-clip] [--repeat 3] [--scaled-min-face]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import numpy as np
 import torch
 
 from fakelens.checkpoint import load_model
+from fakelens.constants import DEFAULT_MIN_FACE_SIZE
 from fakelens.detector import DEFAULT_MODEL, Detector
 from fakelens.faces import crop_face
 from fakelens.media import probe_video, sample_indices
@@ -121,6 +127,11 @@ def main() -> None:
     parser.add_argument("--no-same-clip", dest="same_clip", action="store_false", help="do not add the 720p re-encode of the largest clip")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_MODEL)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each pipeline; the median is reported")
+    parser.add_argument(
+        "--scaled-min-face",
+        action="store_true",
+        help=f"also time the large clip with the smallest face scaled to its height ({DEFAULT_MIN_FACE_SIZE} px per 720 lines)",
+    )
     args = parser.parse_args()
 
     print(f"machine: {describe_machine()}")
@@ -170,6 +181,29 @@ def main() -> None:
             f"  same clip, equal length ({big.duration:.1f} s): {big.height}p {a['fast']['wall']:.3f} s / "
             f"{small.height}p {b['fast']['wall']:.3f} s = {a['fast']['wall'] / b['fast']['wall']:.2f} (target <= 1.3)"
         )
+        # The work itself: what the sequential path's stages cost, one after the other. Overlap on 2 cores
+        # divides both clips' work alike, so their wall-time ratio tends to this one.
+        work = {k: a["sequential"][k] / b["sequential"][k] for k in ("decode", "faces", "classify")}
+        total = sum(a["sequential"][k] for k in work) / sum(b["sequential"][k] for k in work)
+        print(
+            f"  same clip, work of the stages (sequential path): {big.height}p / {small.height}p = {total:.2f} "
+            f"(decode {work['decode']:.2f}, faces {work['faces']:.2f}, classify {work['classify']:.2f})"
+        )
+        if args.scaled_min_face:
+            min_face = round(DEFAULT_MIN_FACE_SIZE * big.height / small.height)
+            scaled = Detector(model, info, num_frames=32, min_face_size=min_face)
+            scaled.predict(pair[0])
+            walls = []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                scaled.predict(pair[0])
+                walls.append(time.perf_counter() - start)
+            wall = statistics.median(walls)
+            print(
+                f"  with the smallest face at the same share of the frame ({min_face} px at {big.height}p, "
+                f"{DEFAULT_MIN_FACE_SIZE} px at {small.height}p): {big.height}p {wall:.3f} s / {small.height}p "
+                f"{b['fast']['wall']:.3f} s = {wall / b['fast']['wall']:.2f}"
+            )
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -6,7 +6,7 @@ Each way runs as its own `fakelens predict --json` process over the same videos 
 user sees it), alternated ``--repeat`` times so a change in the machine's load touches both alike. The
 default videos: 20 of the shared pool's, every size from 256x256 tight face clips to 1080p, chosen by a
 fixed rule (every third video of media.csv, sorted by path) so that runs compare. Both ways must give the
-same verdicts and scores (checked).
+same verdicts and scores (checked); all load this checkout's bundled model.
 
     .venv/bin/python benchmarks/predict_folder.py [--count 20] [--repeat 2] [--old /tmp/fakelens-old]
 """
@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from fakelens.detector import DEFAULT_MODEL
 from fakelens.sysinfo import describe_machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,8 @@ def pool_videos(data: Path, count: int) -> list[Path]:
 def run(paths: list[Path], extra: list[str], src: Path) -> tuple[float, dict[str, tuple]]:
     env = dict(os.environ, PYTHONPATH=str(src))
     start = time.perf_counter()
-    command = [*FAKELENS, "predict", "--json", *extra, *map(str, paths)]
+    # Every way loads this checkout's bundled model, so they differ only in code (an old checkout bundles its own).
+    command = [*FAKELENS, "predict", "--json", "--checkpoint", str(DEFAULT_MODEL), *extra, *map(str, paths)]
     out = subprocess.run(command, capture_output=True, text=True, check=False, env=env).stdout
     seconds = time.perf_counter() - start
     rows = {row["path"]: (row["label"], row["score"]) for row in map(json.loads, out.splitlines())}
