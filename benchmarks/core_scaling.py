@@ -45,7 +45,8 @@ for _ in range(runs):
         start = time.perf_counter()
         detector.predict(clip)
         times[clip].append(time.perf_counter() - start)
-print(json.dumps({"times": times, "scores": scores, "face_threads": face_threads(), "decode": decode_threading()}))
+decode = decode_threading(1280 * 720) + "/" + decode_threading(1920 * 1080)
+print(json.dumps({"times": times, "scores": scores, "face_threads": face_threads(), "decode": decode}))
 """
 
 
@@ -79,14 +80,14 @@ def main() -> None:
             setup[n] = (result["face_threads"], result["decode"])
             scores[n] = result["scores"]
 
-    print(f"\n{'cores':>5} {'face finders':>12} {'decoder':>8} " + " ".join(f"{Path(c).name[:28]:>30}" for c in clips))
+    print(f"\n{'cores':>5} {'face finders':>12} {'decoder (720p/1080p)':>20} " + " ".join(f"{Path(c).name[:28]:>30}" for c in clips))
     base = {c: statistics.median(times[counts[0]][c]) for c in clips}
     for n in counts:
         cells = []
         for clip in clips:
             median = statistics.median(times[n][clip])
             cells.append(f"{median:8.3f} s ({base[clip] / median:4.2f}x)".rjust(30))
-        print(f"{n:>5} {setup[n][0]:>12} {setup[n][1]:>8} " + " ".join(cells))
+        print(f"{n:>5} {setup[n][0]:>12} {setup[n][1]:>20} " + " ".join(cells))
     same = all(scores[n] == scores[counts[0]] for n in counts)
     print(f"\n(x: speed against {counts[0]} core(s); median of {2 * args.repeat} runs; scores identical across core counts: {same})")
     try:

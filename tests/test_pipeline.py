@@ -184,9 +184,12 @@ def test_more_face_finders_give_the_same_faces_and_scores(checkpoint, detectors,
 
 
 def test_threads_follow_the_cores():
-    """One face finder and slice-only decoding on 2 cores (the design point); more cores, more finders, up to 4."""
+    """One face finder on 2 cores (the design point), and slice-only decoding there up to 720p, where finding faces
+    is the slower stage; more cores, more finders, up to 4, and frame threads for the decoder."""
     assert [face_threads(cores) for cores in (1, 2, 3, 4, 8, 64)] == [1, 1, 2, 3, 4, MAX_FACE_THREADS]
-    assert [decode_threading(cores) for cores in (1, 2, 3, 16)] == ["SLICE", "SLICE", "AUTO", "AUTO"]
+    hd, full_hd = 1280 * 720, 1920 * 1080
+    assert [decode_threading(hd, cores) for cores in (1, 2, 3, 16)] == ["SLICE", "SLICE", "AUTO", "AUTO"]
+    assert [decode_threading(full_hd, cores) for cores in (1, 2, 3)] == ["AUTO", "AUTO", "AUTO"]
     assert face_threads() == max(1, min(MAX_FACE_THREADS, available_cores() - 1))
 
 

@@ -12,13 +12,15 @@ Here threads share the work, joined by bounded queues:
 * the **scorer** (one worker) classifies each batch of crops as it arrives.
 
 PyAV, OpenCV, torch and ONNX Runtime release the GIL while they work, so the threads run on separate
-cores. Where the detector holds the second of two cores, the decoder uses slice threads only
-(:func:`decode_threading`): FFmpeg's frame threads shorten decoding alone but cost CPU time that the
-detector then lacks. Batches are the sequential path's (``FaceExtractor.batch_size`` frames), and tracks are
-linked once every frame of an input is done, exactly as the sequential path links them, so the crops, and
-the scores up to ONNX Runtime's batch-size rounding, are the ones the sequential path gives, whatever the
-number of face finders (tests/test_pipeline.py checks it). Timings are the time each stage was busy;
-``total`` is the wall time from the first frame asked for to the verdict, so it is less than their sum.
+cores. Where the face finder holds the second of two cores and frames are 720p or smaller, the decoder uses
+slice threads only (:func:`decode_threading`): FFmpeg's frame threads shorten decoding alone but cost CPU time
+that the face finder then lacks; larger frames keep them, as their decoding is the slower stage.
+
+Batches are the sequential path's (``FaceExtractor.batch_size`` frames), and tracks are linked once every
+frame of an input is done, exactly as the sequential path links them, so the crops, and the scores up to ONNX
+Runtime's batch-size rounding, are the ones the sequential path gives, whatever the number of face finders
+(tests/test_pipeline.py checks it). Timings are the time each stage was busy; ``total`` is the wall time from
+the first frame asked for to the verdict, so it is less than their sum.
 """
 
 from __future__ import annotations
@@ -55,12 +57,20 @@ def face_threads(cores: int | None = None) -> int:
     return max(1, min(MAX_FACE_THREADS, cores - 1))
 
 
-def decode_threading(cores: int | None = None) -> str:
-    """How the decoder threads FFmpeg (see :data:`fakelens.media.DECODE_THREADING`): ``"SLICE"`` on 2 cores or
-    fewer, where the face finder holds the other core and frame threads would take CPU time from it (10 % less
-    wall time on the 12.4 s 720p example, benchmarks/pipeline_speed.py), ``"AUTO"`` where cores are to spare."""
+#: Frames up to this many pixels (720p and below) decode on slice threads only beside a busy face finder on 2 cores.
+SLICE_MAX_PIXELS = 1280 * 720
+
+
+def decode_threading(pixels: int, cores: int | None = None) -> str:
+    """How the decoder threads FFmpeg for frames of ``pixels`` pixels (see :data:`fakelens.media.DECODE_THREADING`).
+
+    ``"SLICE"`` on 2 cores or fewer for frames up to :data:`SLICE_MAX_PIXELS`: the face finder holds the other
+    core, and frame threads would take CPU time from it. ``"AUTO"`` for larger frames, whose decoding is the
+    slower stage and needs the frame threads, and wherever cores are to spare. Measured with the two ways
+    alternated (8 runs each, medians of paired ratios): slice threads took 9 % and 5 % off the two 720p clips
+    of ``benchmarks/pipeline_speed.py`` and added 7 % to the 1080p one."""
     cores = available_cores() if cores is None else cores
-    return "SLICE" if cores <= 2 else "AUTO"
+    return "SLICE" if cores <= 2 and pixels <= SLICE_MAX_PIXELS else "AUTO"
 
 
 @dataclass
@@ -83,11 +93,11 @@ class Decoder(threading.Thread):
         num_frames: int,
         keyframes: str,
         reduce: Callable[[np.ndarray], np.ndarray],
-        decode_threads: str = "AUTO",
+        cores: int | None = None,
     ):
         super().__init__(name="fakelens-decoder", daemon=True)
         self.sources = list(sources)
-        self.decode_threads = decode_threads
+        self.cores = available_cores() if cores is None else cores
         self.num_frames = num_frames
         self.keyframes = keyframes
         self.reduce = reduce
@@ -109,7 +119,11 @@ class Decoder(threading.Thread):
             opened.decode_seconds[0] = time.perf_counter() - start
             if not self._put(out, opened):
                 return False
-            frames = iter_video(source, plan, self.decode_threads) if plan is not None else iter(load_frames(source, kind="image"))
+            if plan is not None:
+                threads = decode_threading(plan.info.width * plan.info.height, self.cores)
+                frames = iter_video(source, plan, threads)
+            else:
+                frames = iter(load_frames(source, kind="image"))
             while True:
                 start = time.perf_counter()
                 frame = next(frames, None)
@@ -247,7 +261,7 @@ def predict_stream(detector, sources: Iterable[str | Path], num_frames: int, fin
     for a source that failed with a :class:`FakelensError`, in order, with every stage overlapped."""
     report = report or (lambda stage, fraction: None)
     sources = [Path(s) for s in sources]
-    decoder = Decoder(sources, num_frames, detector.keyframes, detector.faces.detector.reduce, decode_threading())
+    decoder = Decoder(sources, num_frames, detector.keyframes, detector.faces.detector.reduce)
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakelens-scorer")
     workers = detector.face_threads
     finders = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fakelens-faces") if workers > 1 else None
@@ -278,4 +292,4 @@ def _drain(items: queue.Queue) -> None:
             return
 
 
-__all__ = ["Decoder", "predict_stream", "run_input", "face_threads", "decode_threading", "QUEUE_FRAMES", "MAX_FACE_THREADS"]
+__all__ = ["Decoder", "predict_stream", "run_input", "face_threads", "decode_threading", "QUEUE_FRAMES", "MAX_FACE_THREADS", "SLICE_MAX_PIXELS"]

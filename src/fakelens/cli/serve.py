@@ -109,12 +109,16 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fakelens.detector import Detector
+    from fakelens.pipeline import face_threads
     from fakelens.serve.app import create_app
+
+    # Each analysis running at once gets its share of the cores' face finders.
+    options = {"device": args.device, "face_threads": face_threads(max(1, available_cores() // settings.workers))}
 
     def build() -> Detector:
         if args.checkpoint is not None:
-            return Detector.from_checkpoint(args.checkpoint, device=args.device)
-        return Detector.default(device=args.device)
+            return Detector.from_checkpoint(args.checkpoint, **options)
+        return Detector.default(**options)
 
     detector = build()  # in the foreground: a broken checkpoint is an error here, not a server that never gets ready
     if settings.workers > 1 and detector.device.type == "cpu":

@@ -53,8 +53,11 @@ def _init(settings: dict, threads: int, parent_pid: int) -> None:
     import threading
 
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    from fakelens.pipeline import face_threads
+
     _set_threads(threads)
-    _WORKER["detector"] = load_detector(ScanSettings(**settings))
+    # Each worker has its share of the cores: as many face finders as a machine of that size gets.
+    _WORKER["detector"] = load_detector(ScanSettings(**settings), face_threads=face_threads(threads))
 
 
 def _task(path: str) -> tuple[dict, list[dict]]:

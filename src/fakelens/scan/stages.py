@@ -46,13 +46,16 @@ class ScanSettings:
         return asdict(self)
 
 
-def load_detector(settings: ScanSettings, device: str | None = None):
-    """The Detector these settings name (``device`` overrides the settings' one)."""
+def load_detector(settings: ScanSettings, device: str | None = None, face_threads: int | None = None):
+    """The Detector these settings name (``device`` overrides the settings' one; ``face_threads`` sets its face
+    finders, default: for the whole machine, see :func:`fakelens.pipeline.face_threads`)."""
     from fakelens.detector import Detector
 
     options = settings.detector_options()
     if device is not None:
         options["device"] = device
+    if face_threads is not None:
+        options["face_threads"] = face_threads
     if settings.checkpoint:
         return Detector.from_checkpoint(settings.checkpoint, **options)
     return Detector.default(**options)
