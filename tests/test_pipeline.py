@@ -189,7 +189,7 @@ def test_threads_follow_the_cores():
     assert [face_threads(cores) for cores in (1, 2, 3, 4, 8, 64)] == [1, 1, 2, 3, 4, MAX_FACE_THREADS]
     hd, full_hd = 1280 * 720, 1920 * 1080
     assert [decode_threading(hd, cores) for cores in (1, 2, 3, 16)] == ["SLICE", "SLICE", "AUTO", "AUTO"]
-    assert [decode_threading(full_hd, cores) for cores in (1, 2, 3)] == ["AUTO", "AUTO", "AUTO"]
+    assert [decode_threading(full_hd, cores) for cores in (1, 2, 3)] == ["SLICE", "AUTO", "AUTO"]
     assert face_threads() == max(1, min(MAX_FACE_THREADS, available_cores() - 1))
 
 

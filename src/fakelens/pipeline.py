@@ -64,13 +64,15 @@ SLICE_MAX_PIXELS = 1280 * 720
 def decode_threading(pixels: int, cores: int | None = None) -> str:
     """How the decoder threads FFmpeg for frames of ``pixels`` pixels (see :data:`fakelens.media.DECODE_THREADING`).
 
-    ``"SLICE"`` on 2 cores or fewer for frames up to :data:`SLICE_MAX_PIXELS`: the face finder holds the other
-    core, and frame threads would take CPU time from it. ``"AUTO"`` for larger frames, whose decoding is the
+    ``"SLICE"`` on 1 core, and on 2 cores for frames up to :data:`SLICE_MAX_PIXELS`: the face finder holds the
+    other core, and frame threads would take CPU time from it. ``"AUTO"`` for larger frames, whose decoding is the
     slower stage and needs the frame threads, and wherever cores are to spare. Measured with the two ways
     alternated (8 runs each, medians of paired ratios): slice threads took 9 % and 5 % off the two 720p clips
     of ``benchmarks/pipeline_speed.py`` and added 7 % to the 1080p one."""
     cores = available_cores() if cores is None else cores
-    return "SLICE" if cores <= 2 and pixels <= SLICE_MAX_PIXELS else "AUTO"
+    if cores == 1:  # frame threads would only share the one core
+        return "SLICE"
+    return "SLICE" if cores == 2 and pixels <= SLICE_MAX_PIXELS else "AUTO"
 
 
 @dataclass
