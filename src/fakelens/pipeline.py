@@ -70,9 +70,8 @@ def decode_threading(pixels: int, cores: int | None = None) -> str:
     alternated (8 runs each, medians of paired ratios): slice threads took 9 % and 5 % off the two 720p clips
     of ``benchmarks/pipeline_speed.py`` and added 7 % to the 1080p one."""
     cores = available_cores() if cores is None else cores
-    if cores == 1:  # frame threads would only share the one core
-        return "SLICE"
-    return "SLICE" if cores == 2 and pixels <= SLICE_MAX_PIXELS else "AUTO"
+    # On 1 core, frame threads would only share it.
+    return "SLICE" if cores == 1 or (cores == 2 and pixels <= SLICE_MAX_PIXELS) else "AUTO"
 
 
 @dataclass
