@@ -231,3 +231,25 @@ def test_summed_area_tables_are_exact(video_frames):
     level = area_resize(table, resize_plan(table, 21, 33))
     expected = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=(21, 33), mode="area")
     torch.testing.assert_close(level, expected, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("channels", [10, 28])
+@pytest.mark.parametrize("shape", [(2, 13, 16), (1, 7, 9), (3, 31, 45)])  # the last two leave a remainder
+def test_wide_prelu_equals_prelu_bit_for_bit(channels, shape):
+    """P-Net's and R-Net's part-register PReLUs run on a wide view of channels-last maps: same values exactly."""
+    from fakelens.mtcnn.nets import WidePReLU, prelu
+
+    torch.manual_seed(channels)
+    batch, height, width = shape
+    x = torch.randn(batch, channels, height, width).contiguous(memory_format=torch.channels_last)
+    wide = prelu(channels)
+    assert isinstance(wide, WidePReLU)
+    with torch.no_grad():
+        wide.weight.uniform_(-1.3, 1.3)  # the trained slopes span about this range, negative ones included
+        plain = torch.nn.PReLU(channels)
+        plain.weight.copy_(wide.weight)
+        for tensor in (x, x.contiguous()):  # channels-last takes the wide view; the other layout the plain kernel
+            out = wide(tensor)
+            assert torch.equal(out, plain(tensor))
+            assert out.is_contiguous(memory_format=torch.channels_last) == (tensor is x)
+    assert not isinstance(prelu(32), WidePReLU)
