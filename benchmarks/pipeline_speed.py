@@ -1,7 +1,8 @@
-"""End-to-end time per clip: fakelens's Detector against the naive pipeline, in the same process.
+"""End-to-end time per clip: fakelens's Detector against the naive pipeline, runs interleaved.
 
 The naive pipeline is what most demo projects do: seek to each of the 32 frames with OpenCV,
-detect faces at full resolution one frame at a time, and classify crops one by one in eager PyTorch.
+detect faces at full resolution one frame at a time, and classify crops one by one in eager PyTorch. It runs
+in a child process with glibc's default allocator (a Detector makes this process keep freed memory).
 fakelens runs twice: "sequential" runs the stages one after the other as before #11 (``Detector(overlap=False)``;
 its decoding already skips the non-reference frames nobody asked for, new in #11), "fast" the defaults (stages overlapped in threads; the frames
 asked for, as ``keyframes="auto"`` would shift scores). Default clips: the 12.4 s 720p example and a 10 s 1080p
@@ -20,8 +21,11 @@ same share of the frame instead.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -102,7 +106,17 @@ def naive(video: Path, model, num_frames: int = 32) -> dict[str, float]:
     return timings
 
 
-def bench_clip(video: Path, model, info, repeat: int) -> dict[str, dict[str, float]]:
+def naive_in_child(video: Path, checkpoint: Path) -> dict[str, float]:
+    """:func:`naive` in a child process with glibc's default allocator, as a demo project runs: in this process
+    building a Detector has made glibc keep freed memory (fakelens.sysinfo.keep_freed_memory), which the naive
+    pipeline would otherwise enjoy too. Process start-up and model loading are not timed."""
+    env = {**os.environ, "FAKELENS_KEEP_FREED_MEMORY": "0"}
+    command = [sys.executable, __file__, "--naive-child", str(video), "--checkpoint", str(checkpoint)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_clip(video: Path, model, info, checkpoint: Path, repeat: int) -> dict[str, dict[str, float]]:
     """Median per-stage seconds of the naive pipeline, fakelens's sequential path and its overlapped one."""
     fast = Detector(model, info, num_frames=32)  # the defaults: overlapped
     sequential = Detector(model, info, num_frames=32, overlap=False, keyframes="never")  # fakelens before #11
@@ -116,7 +130,7 @@ def bench_clip(video: Path, model, info, repeat: int) -> dict[str, dict[str, flo
             runs[name].append({**result.timings, "wall": time.perf_counter() - start, "score": result.score or float("nan")})
             if name == "fast":
                 runs[name][-1]["keyframes"] = float(result.sampling == "keyframes")
-        runs["naive"].append({**naive(video, model), "wall": 0.0})
+        runs["naive"].append({**naive_in_child(video, checkpoint), "wall": 0.0})
         runs["naive"][-1]["wall"] = runs["naive"][-1]["total"]
     return {name: {key: statistics.median(r.get(key, 0.0) for r in rows) for key in rows[0]} for name, rows in runs.items()}
 
@@ -132,7 +146,11 @@ def main() -> None:
         action="store_true",
         help=f"also time the large clip with the smallest face scaled to its height ({DEFAULT_MIN_FACE_SIZE} px per 720 lines)",
     )
+    parser.add_argument("--naive-child", type=Path, help=argparse.SUPPRESS)  # see naive_in_child
     args = parser.parse_args()
+    if args.naive_child:
+        print(json.dumps(naive(args.naive_child, load_model(args.checkpoint)[0])))
+        return
 
     print(f"machine: {describe_machine()}")
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
@@ -148,7 +166,7 @@ def main() -> None:
     for video in videos:
         clip = probe_video(video)
         print(f"\nclip: {video.name} {clip.width}x{clip.height}, {clip.duration:.1f} s, {clip.frame_count} frames; 32 sampled")
-        result = bench_clip(video, model, info, args.repeat)
+        result = bench_clip(video, model, info, args.checkpoint, args.repeat)
         print(f"{'stage':10} {'naive s':>9} {'sequential s':>13} {'fast s':>8} {'fast vs naive':>14} {'fast vs sequential':>19}")
         for key in ("decode", "faces", "classify", "wait", "total", "wall"):
             a, b, c = result["naive"].get(key, 0.0), result["sequential"].get(key, 0.0), result["fast"].get(key, 0.0)
