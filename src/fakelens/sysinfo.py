@@ -57,9 +57,9 @@ def keep_freed_memory() -> str:
 
     By default glibc gives each block over 128 kB (or, adaptively, up to 32 MB) its own ``mmap`` and unmaps it when
     freed, and gives back heap memory beyond twice that: every frame, table and activation of the next batch
-    is then mapped afresh, one page fault per 4 kB touched. Measured on a 10 s 720p clip (2-core Intel Xeon VM):
+    is then mapped afresh, one page fault per 4 kB touched. Measured on 720p clips (2-core Intel Xeon VM):
     85,000-120,000 page faults per ``Detector.predict`` by default, 23,000 with this setting, and 13-16 % less CPU time
-    (``benchmarks/pipeline_speed.py`` prints the faults). The cost: the process keeps up to
+    (``benchmarks/page_faults.py``). The cost: the process keeps up to
     :data:`TRIM_THRESHOLD` of freed memory mapped, as PyTorch's CPU users get from jemalloc or tcmalloc.
 
     Process-wide and idempotent; :class:`fakelens.detector.Detector` calls it on a CPU. Does nothing where the C
