@@ -217,7 +217,7 @@ class Detector:
         (see :func:`fakelens.media.plan_sampling`; it shifts scores, see ``constants.DEFAULT_KEYFRAMES``).
 
     On a CPU, building a Detector calls :func:`fakelens.sysinfo.keep_freed_memory` once per process: glibc then
-    keeps freed memory for the next batch instead of unmapping it (a fifth of the page faults of a predict;
+    keeps freed memory for the next batch instead of unmapping it (a quarter or less of the page faults of a predict;
     ``FAKELENS_KEEP_FREED_MEMORY=0`` turns it off).
     """
 
