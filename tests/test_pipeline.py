@@ -73,7 +73,7 @@ def test_folder_equals_one_by_one_and_survives_a_bad_file(detectors, examples, t
 
 
 def test_faces_on_frames_downscaled_once_equal_faces_on_full_frames(detectors, examples):
-    """MTCNN.reduce + original_sizes (what the decoder thread does) finds exactly what detect finds on
+    """MTCNN.reduce + original_sizes (what the face finders do) finds exactly what detect finds on
     full frames, for 720p and for the same frames upscaled to 1080p."""
     mtcnn = detectors[0].faces.detector
     frames = [f.image for f in load_frames(examples / "real_ffpp_004.mp4", num_frames=3)]

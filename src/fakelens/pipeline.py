@@ -3,12 +3,14 @@
 Run one after the other, decoding, face finding and scoring keep one core busy while the other waits.
 Here threads share the work, joined by bounded queues:
 
-* the **decoder** opens each input in turn, decodes its sampled frames (:func:`fakelens.media.iter_video`)
-  and downscales each for the detector (:meth:`fakelens.mtcnn.MTCNN.reduce`), then goes on to the next
-  input, so in a folder the next file decodes while this one's faces are found;
+* the **decoder** opens each input in turn, decodes its sampled frames (:func:`fakelens.media.iter_video`),
+  then goes on to the next input, so in a folder the next file decodes while this one's faces are found;
 * the **face finders** (:func:`face_threads`: one on a 2-core machine, in the caller's thread; one per core
-  beyond the first on bigger ones, up to 4) each take a batch of frames, find its faces and crop every face
-  that will be scored (crops do not depend on the track a face ends in); the caller collects batches in order;
+  beyond the first on bigger ones, up to 4) each take a batch of frames, downscale each once for the detector
+  (:meth:`fakelens.mtcnn.MTCNN.reduce`), find its faces and crop every face that will be scored (crops do not
+  depend on the track a face ends in); the caller collects batches in order. Decoding is the slower stage, so
+  the downscaling is the face finder's: moved there from the decoder it took 3-5 % off the 1080p clip of
+  ``benchmarks/pipeline_speed.py`` and about 4 % off the 10 s 720p one (3 runs of 8 alternated pairs);
 * the **scorer** (one worker) classifies each batch of crops as it arrives.
 
 PyAV, OpenCV, torch and ONNX Runtime release the GIL while they work, so the threads run on separate
@@ -29,7 +31,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,14 +88,13 @@ class Opened:
 
 class Decoder(threading.Thread):
     """Decodes ``sources`` one after another into one bounded queue each: an :class:`Opened` (or the
-    exception that stopped the input), ``(Frame, reduced image)`` pairs, then an end marker."""
+    exception that stopped the input), its :class:`Frame` objects, then an end marker."""
 
     def __init__(
         self,
         sources: Sequence[str | Path],
         num_frames: int,
         keyframes: str,
-        reduce: Callable[[np.ndarray], np.ndarray],
         cores: int | None = None,
     ):
         super().__init__(name="fakelens-decoder", daemon=True)
@@ -101,7 +102,6 @@ class Decoder(threading.Thread):
         self.cores = available_cores() if cores is None else cores
         self.num_frames = num_frames
         self.keyframes = keyframes
-        self.reduce = reduce
         self.queues: list[queue.Queue] = [queue.Queue(maxsize=QUEUE_FRAMES) for _ in self.sources]
         self.stopped = threading.Event()
 
@@ -128,11 +128,10 @@ class Decoder(threading.Thread):
             while True:
                 start = time.perf_counter()
                 frame = next(frames, None)
-                reduced = None if frame is None else self.reduce(frame.image)
                 opened.decode_seconds[0] += time.perf_counter() - start
                 if frame is None:
                     break
-                if not self._put(out, (frame, reduced)):
+                if not self._put(out, frame):
                     return False
         except Exception as exc:  # noqa: BLE001 - handed to the consumer, which raises it in its own thread
             return self._put(out, exc)
@@ -161,9 +160,9 @@ def _take(source: queue.Queue):
     return item
 
 
-def _take_batch(items: queue.Queue, size: int) -> tuple[list[tuple[Frame, np.ndarray]], bool]:
+def _take_batch(items: queue.Queue, size: int) -> tuple[list[Frame], bool]:
     """The next ``size`` decoded frames (fewer at the input's end), and whether the input ended."""
-    batch: list[tuple[Frame, np.ndarray]] = []
+    batch: list[Frame] = []
     while len(batch) < size:
         item = _take(items)
         if item is _END:
@@ -196,12 +195,13 @@ def run_input(
         timings["classify"] += time.perf_counter() - begin
         return scores
 
-    def find(batch: list[tuple[Frame, np.ndarray]]):
+    def find(batch: list[Frame]):
         """Faces of a batch of frames, and the crops of those that will be scored (in a face-finder thread)."""
         begin = time.perf_counter()
-        found = detect_faces(extractor.detector, [f.image for f, _ in batch], reduced=[r for _, r in batch])
+        images = [frame.image for frame in batch]
+        found = detect_faces(extractor.detector, images, reduced=[extractor.detector.reduce(image) for image in images])
         out = []
-        for (frame, _), faces in zip(batch, extractor.select(found)):
+        for frame, faces in zip(batch, extractor.select(found)):
             scored = [(place, extractor.crop(frame, face, -1)) for place, face in enumerate(faces) if face.prob >= detector.min_face_prob]
             out.append((frame, faces, scored))
         return out, time.perf_counter() - begin
@@ -262,7 +262,7 @@ def predict_stream(detector, sources: Iterable[str | Path], num_frames: int, fin
     for a source that failed with a :class:`FakelensError`, in order, with every stage overlapped."""
     report = report or (lambda stage, fraction: None)
     sources = [Path(s) for s in sources]
-    decoder = Decoder(sources, num_frames, detector.keyframes, detector.faces.detector.reduce)
+    decoder = Decoder(sources, num_frames, detector.keyframes)
     scorer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fakelens-scorer")
     workers = detector.face_threads
     finders = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fakelens-faces") if workers > 1 else None
