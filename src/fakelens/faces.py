@@ -183,23 +183,19 @@ def detect_faces(
     detector: MTCNN,
     images: Sequence[np.ndarray],
     pad_max_side: int = PAD_MAX_SIDE,
-    reduced: Sequence[np.ndarray] | None = None,
 ) -> list[list[Face]]:
     """Faces in each image, detecting small (tight) images on a padded canvas and retrying padded where
     nothing was found (see the module docstring). ``pad_max_side=0`` pads only for the retry.
-    ``reduced`` are the images as :meth:`MTCNN.reduce` gives them, when the caller downscaled them already
-    (the faces found are the same; only the retry, rare, reads the full images)."""
+
+    Each other image is downscaled once, on its own, for the detector (:meth:`MTCNN.reduce`), and detected with
+    its original size: the same faces as detecting the full images, without copying them into one batch first.
+    """
     images = list(images)
     small = [max(img.shape[:2]) <= pad_max_side for img in images]
     padded = {k: pad_frame(images[k]) for k, is_small in enumerate(small) if is_small}
-    if reduced is None:
-        first = detector.detect([padded[k][0] if k in padded else img for k, img in enumerate(images)])
-    else:
-        # Small images are padded from the original (a reduced copy of a small image is the image itself);
-        # the others go in reduced, with their original sizes, so their boxes come back in original pixels.
-        inputs = [padded[k][0] if k in padded else reduced[k] for k in range(len(images))]
-        sizes = [padded[k][0].shape[:2] if k in padded else images[k].shape[:2] for k in range(len(images))]
-        first = detector.detect(inputs, original_sizes=sizes)
+    inputs = [padded[k][0] if k in padded else detector.reduce(img) for k, img in enumerate(images)]
+    sizes = [padded[k][0].shape[:2] if k in padded else img.shape[:2] for k, img in enumerate(images)]
+    first = detector.detect(inputs, original_sizes=sizes)
     faces = [_unpad(found, padded[k][1]) if k in padded else found for k, found in enumerate(first)]
     retry = [k for k, found in enumerate(faces) if not found and k not in padded]
     if retry:

@@ -7,7 +7,7 @@ Here threads share the work, joined by bounded queues:
   then goes on to the next input, so in a folder the next file decodes while this one's faces are found;
 * the **face finders** (:func:`face_threads`: one on a 2-core machine, in the caller's thread; one per core
   beyond the first on bigger ones, up to 4) each take a batch of frames, downscale each once for the detector
-  (:meth:`fakelens.mtcnn.MTCNN.reduce`), find its faces and crop every face that will be scored (crops do not
+  (:func:`fakelens.faces.detect_faces`), find its faces and crop every face that will be scored (crops do not
   depend on the track a face ends in); the caller collects batches in order. Decoding is the slower stage, so
   the downscaling is the face finder's: moved there from the decoder it took 3-5 % off the 1080p clip of
   ``benchmarks/pipeline_speed.py`` and about 4 % off the 10 s 720p one (3 runs of 8 alternated pairs);
@@ -198,8 +198,7 @@ def run_input(
     def find(batch: list[Frame]):
         """Faces of a batch of frames, and the crops of those that will be scored (in a face-finder thread)."""
         begin = time.perf_counter()
-        images = [frame.image for frame in batch]
-        found = detect_faces(extractor.detector, images, reduced=[extractor.detector.reduce(image) for image in images])
+        found = detect_faces(extractor.detector, [frame.image for frame in batch])
         out = []
         for frame, faces in zip(batch, extractor.select(found)):
             scored = [(place, extractor.crop(frame, face, -1)) for place, face in enumerate(faces) if face.prob >= detector.min_face_prob]
