@@ -20,9 +20,15 @@ VERDICTS = ("REAL", "FAKE", "NO_FACE")
 KINDS = ("real", "fake", "sbi")
 
 # --------------------------------------------------------------------------- media
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-#: Frame sequences PyAV decodes; an animated GIF is a video.
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".webm", ".gif"})
+#: Still images Pillow reads here. Which *file* is an image is decided by its content (fakelens.media.media_kind);
+#: suffixes only tell a folder walk which names to try first, and name the upload types.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff"})
+#: Frame sequences PyAV decodes (FFmpeg's usual container suffixes); an animated GIF is a video.
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".m4v", ".avi", ".mov", ".qt", ".mkv", ".webm", ".gif", ".mpg", ".mpeg", ".m1v", ".m2v", ".mpe",
+    ".ts", ".mts", ".m2ts", ".vob", ".flv", ".f4v", ".wmv", ".asf", ".3gp", ".3g2", ".ogv", ".mxf", ".dv", ".y4m",
+    ".rm", ".rmvb", ".divx", ".nut",
+})  # fmt: skip
 #: Largest upload the app and the HTTP API accept, in MB.
 DEFAULT_MAX_UPLOAD_MB = 200
 

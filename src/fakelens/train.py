@@ -296,7 +296,7 @@ def _build_run(cfg: TrainConfig, info: DistInfo, device: torch.device, payload: 
     train_set = CropDataset(
         train_rows,
         train_items,
-        augment=Augmenter(tight_p=cfg.tight_crop_p) if cfg.augment else None,
+        augment=Augmenter(tight_p=cfg.tight_crop_p, codec_p=cfg.codec_p) if cfg.augment else None,
         seed=cfg.seed,
         purpose=PURPOSE_TRAIN,
         paired=paired,
@@ -452,6 +452,9 @@ def _save_epoch(run: _Run, standing: _Standing, epoch: int, val: dict, *, improv
     rng = all_gather(info, rng_state(run.device))
     if info.is_main:
         metrics = {"val": val, "epoch": epoch + 1, "val_fakes": run.val_fakes}
+        if run.cfg.keep_epochs:
+            save_checkpoint(run.out / f"epoch-{epoch + 1:02d}.pt", run.model, epoch=epoch + 1, config=run.stored_config,
+                            metrics=metrics, threshold=float(val.get("threshold", 0.5)) if val else 0.5, name=run.out.name)  # fmt: skip
         if improved:
             save_checkpoint(run.out / "best.pt", run.model, epoch=epoch + 1, config=run.stored_config, metrics=metrics,
                             threshold=standing.best_threshold, name=run.out.name)  # fmt: skip
@@ -524,6 +527,8 @@ def _validate_config(cfg: TrainConfig) -> None:
         problems.append("sbi-share must be in [0, 1]")
     if not 0.0 <= cfg.tight_crop_p <= 1.0:
         problems.append("tight-crop-p must be in [0, 1]")
+    if not 0.0 <= cfg.codec_p <= 1.0:
+        problems.append("codec-p must be in [0, 1]")
     if cfg.threshold_criterion not in THRESHOLD_CRITERIA:
         problems.append(f"threshold criterion must be one of {THRESHOLD_CRITERIA}")
     if problems:

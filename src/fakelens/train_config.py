@@ -75,6 +75,11 @@ class TrainConfig:
     #: A user's tight face-crop clip reaches the model as a face box mirror-filled to the crop's margin, and
     #: v3 ranked such crops worst of all perturbations (video AUC 0.69 against 0.82 clean).
     tight_crop_p: float = option(0.0, "share of training images shown as predict sees a tight face-crop clip (face box, mirror-filled, often soft)")
+    #: Every deepfake a user checks is compressed video, while the face pool is photographs: each real crop and
+    #: its pseudo-fake go through the same codec settings, so compression is no cue for either label.
+    codec_p: float = option(0.0, "share of training images re-encoded as a video codec's intra frame (H.264/HEVC, CRF 18-40, 0.5-1x size)")
+    #: Per-epoch weights (epoch-NN.pt, no optimiser) for choosing a checkpoint, or averaging several, outside training.
+    keep_epochs: bool = option(False, "also save each epoch's weights as epoch-NN.pt")
     threshold_criterion: str = option("balanced_accuracy", "what the validation threshold maximises", THRESHOLD_CRITERIA)
     hidden: int = option(256, "width of the head's hidden layer")
     dropout: float = option(0.3, "head dropout")

@@ -72,6 +72,15 @@ class Augmenter:
     #: share of tight faces also made soft (shrunk and upscaled back), as most face-crop clips are
     tight_soft_p: float = 0.5
     tight_soft: tuple[float, float] = (0.3, 0.8)
+    #: compression in the loop: a video codec's intra frame at a platform's quality and size (see
+    #: :func:`fakelens.robustness.codec_roundtrip`), drawn last, as an upload is re-encoded last. Both images of
+    #: an SBI pair draw the same settings (they share the augmentation's generator). Off by default, so that
+    #: runs made before it existed draw the same random numbers; ``fakelens train --codec-p`` turns it on.
+    codec_p: float = 0.0
+    codec_crf: tuple[int, int] = (18, 40)
+    codec_scale: tuple[float, float] = (0.5, 1.0)
+    #: drawn uniformly; H.264 twice, as most of the web's video is H.264
+    codecs: tuple[str, ...] = ("h264", "h264", "hevc")
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = image.shape[:2]
@@ -103,6 +112,12 @@ class Augmenter:
             ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(out[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
             if ok:
                 out = cv2.imdecode(buffer, cv2.IMREAD_COLOR)[..., ::-1]
+        if self.codec_p > 0 and rng.random() < self.codec_p:
+            from fakelens.robustness import codec_roundtrip
+
+            codec = self.codecs[int(rng.integers(len(self.codecs)))]
+            crf = int(rng.integers(self.codec_crf[0], self.codec_crf[1] + 1))
+            out = codec_roundtrip(np.ascontiguousarray(out), codec, crf, float(rng.uniform(*self.codec_scale)))
         return np.ascontiguousarray(out)
 
     def _canvas(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
