@@ -252,10 +252,16 @@ def main(argv=None) -> int:
                         metrics={"selection": winner}, threshold=threshold, name=label)  # fmt: skip
         print(json.dumps(winner, indent=2), file=sys.stderr)
     atomic.write_bytes(args.out / f"{args.half}.json", json.dumps(report, indent=2, default=float))
-    lines = [f"{args.half} half of `{args.manifest}`: {len(rows)} crops of {len(media)} media; M = mean(clean, {PERTURBED}) video AUC.", "",
-             "| candidate | clean | perturbed | **M** | clean, flip TTA | perturbed, flip | M, flip |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        f"{args.half} half of `{args.manifest}`: {len(rows)} crops of {len(media)} media; M = mean(clean, {PERTURBED}) video AUC.",
+        "",
+        "| candidate | clean | perturbed | **M** | clean, flip TTA | perturbed, flip | M, flip |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, r in table.items():
-        lines.append(f"| {label} | {r['clean']:.3f} | {r['perturbed']:.3f} | **{r['M']:.3f}** | {r['clean_flip']:.3f} | {r['perturbed_flip']:.3f} | {r['M_flip']:.3f} |")
+        cells = [f"{r[k]:.3f}" for k in ("clean", "perturbed")] + [f"**{r['M']:.3f}**"]
+        cells += [f"{r[k]:.3f}" for k in ("clean_flip", "perturbed_flip", "M_flip")]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     atomic.write_bytes(args.out / f"{args.half}.md", text)
     print(text)

@@ -30,6 +30,7 @@ from fakelens.constants import (
     DEFAULT_MIN_FACE_PROB,
     DEFAULT_MIN_FACE_SIZE,
     DEFAULT_MIN_TRACK_SHARE,
+    DEFAULT_TRACK_FACE_PROB,
     KEEP_MODES,
     KEYFRAME_MODES,
     VERDICTS,
@@ -37,7 +38,7 @@ from fakelens.constants import (
 )
 from fakelens.device import resolve_device
 from fakelens.errors import CheckpointError, FakelensError, InvalidArgument
-from fakelens.faces import FaceCrop, FaceExtractor, principal_tracks
+from fakelens.faces import FaceCrop, FaceExtractor, principal_tracks, scored_crops
 from fakelens.media import Frame, frames_from_array, iter_video, media_kind, plan_sampling, read_image
 from fakelens.sysinfo import keep_freed_memory
 
@@ -204,6 +205,8 @@ class Detector:
         of the longest track (default 0.5); see :class:`TrackScore`.
     min_face_prob : faces the detector is less sure of are not scored (default 0.9): MTCNN's own last
         threshold (0.7) lets through patterned textures (a fist, a belly, a poster) now and then.
+    track_face_prob : faces of at least this probability are scored too when their track holds a face of
+        ``min_face_prob`` (default 0.7; None: never). See :func:`fakelens.faces.scored_crops`.
     detection_size, min_face_size : MTCNN settings (defaults 640 and 60 px; lower ``min_face_size`` for small faces).
     backend : ``"auto"`` (ONNX Runtime on CPU when installed, else PyTorch), ``"onnx"`` or ``"torch"``.
     device : ``"cpu"``, ``"cuda"``...; default CUDA when available.
@@ -212,6 +215,9 @@ class Detector:
     face_threads : threads finding faces at once when ``overlap`` is on (default None: one on a 2-core machine,
         one per core beyond the first on bigger ones, up to 4; see :func:`fakelens.pipeline.face_threads`).
         Results do not depend on it.
+    look_again : look again at full resolution where the downscaled face pass came up short (default True): a
+        full-resolution pass on files where few frames have a face, and regions around the tracks in frames
+        that miss them (see :func:`fakelens.faces.second_look`).
     keyframes : ``"never"`` (default) decodes the frames asked for; ``"auto"`` samples a video's keyframes
         only when they are dense enough to stand in for them, and records it in ``Prediction.sampling``
         (see :func:`fakelens.media.plan_sampling`; it shifts scores, see ``constants.DEFAULT_KEYFRAMES``).
@@ -231,6 +237,7 @@ class Detector:
         keep: str = DEFAULT_KEEP,
         min_track_share: float = DEFAULT_MIN_TRACK_SHARE,
         min_face_prob: float = DEFAULT_MIN_FACE_PROB,
+        track_face_prob: float | None = DEFAULT_TRACK_FACE_PROB,
         detection_size: int | None = DEFAULT_DETECTION_SIZE,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
         backend: str = "auto",
@@ -238,6 +245,7 @@ class Detector:
         overlap: bool = True,
         keyframes: str = DEFAULT_KEYFRAMES,
         face_threads: int | None = None,
+        look_again: bool = True,
     ):
         from fakelens.backends import make_backend
         from fakelens.mtcnn import MTCNN
@@ -257,6 +265,7 @@ class Detector:
         self.num_frames = _check_frames(num_frames)
         self.min_track_share = min_track_share
         self.min_face_prob = min_face_prob
+        self.track_face_prob = track_face_prob
         if keyframes not in KEYFRAME_MODES:
             raise InvalidArgument(f"keyframes must be one of {', '.join(KEYFRAME_MODES)}, got {keyframes!r}")
         self.overlap = overlap
@@ -272,6 +281,8 @@ class Detector:
             MTCNN(min_face_size=min_face_size, detection_size=detection_size, device=self.device),
             num_frames=num_frames,
             keep=keep,
+            look_again=look_again,
+            sure=min_face_prob,
         )
         self.classify = make_backend(model, backend, self.device)
         self._explainers: dict = {}
@@ -415,7 +426,7 @@ class Detector:
     def _find_faces(self, frames: list[Frame], report: ProgressCallback, timings: dict) -> list[FaceCrop]:
         start = time.perf_counter()
         report("finding faces", 0.2)
-        crops = [c for c in self.faces.extract_frames(frames) if c.prob >= self.min_face_prob]
+        crops = scored_crops(self.faces.extract_frames(frames), self.min_face_prob, self.track_face_prob)
         timings["faces"] = time.perf_counter() - start
         return crops
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from fakelens.constants import KEEP_MODES
+from fakelens.constants import DEFAULT_MIN_FACE_PROB, KEEP_MODES
 from fakelens.errors import InvalidArgument
 from fakelens.media import Frame, load_frames
 
@@ -42,6 +42,14 @@ log = logging.getLogger(__name__)
 PAD_MAX_SIDE = 640
 #: Padding on each side of that canvas, as a fraction of the frame's longer side.
 PAD_FRACTION = 0.25
+
+#: Second look (:meth:`FaceExtractor.second_look`): the side of the region searched again at full resolution
+#: around a face found in a neighbouring frame, in units of that face's box side.
+LOOK_AGAIN_REGION = 3.0
+#: A file where fewer than this share of the sampled frames have a face gets a full-resolution pass...
+FULL_PASS_SHARE = 0.5
+#: ... over at most this many of its faceless frames, spread evenly (the rest are then searched around them).
+FULL_PASS_FRAMES = 8
 
 #: ArcFace's 5-point template for a 112x112 face (eyes, nose, mouth corners), the field's usual target.
 ARCFACE_TEMPLATE_112 = np.array(
@@ -205,6 +213,98 @@ def detect_faces(
     return faces
 
 
+def _offset(faces: list[Face], dx: float, dy: float) -> list[Face]:
+    """Faces found in a region whose top-left corner is (dx, dy) of the frame, in the frame's pixels."""
+    return [
+        dataclasses.replace(
+            face,
+            box=(face.box[0] + dx, face.box[1] + dy, face.box[2] + dx, face.box[3] + dy),
+            landmarks=tuple((float(x) + dx, float(y) + dy) for x, y in face.landmarks),
+        )
+        for face in faces
+    ]
+
+
+def _near(face: Face, anchor: Face) -> bool:
+    """Whether ``face`` could continue ``anchor``'s track: centres less than one box side apart, as tracks link."""
+    return _centre_distance(face.box, anchor.box) < 1.0
+
+
+def second_look(
+    detector: MTCNN,
+    images: Sequence[np.ndarray],
+    faces_per_frame: Sequence[Sequence[Face]],
+    sure: float = DEFAULT_MIN_FACE_PROB,
+) -> list[list[Face]]:
+    """Faces per frame after looking again, at full resolution, where a downscaled pass came up short.
+
+    A face ~100 px wide in a dim 1080p frame is ~35 px once downscaled to 640, where P-Net and R-Net score
+    low contrast poorly: it is missed in some frames and found unsure (probability under ``sure``, the score
+    ``predict`` needs) in others. So, for frames larger than the detector's ``detection_size`` (nothing is lost
+    on frames it does not downscale):
+
+    1. **Full-resolution pass** on files where fewer than :data:`FULL_PASS_SHARE` of the frames have a sure face:
+       up to :data:`FULL_PASS_FRAMES` of the others, spread evenly, are detected at full resolution.
+    2. **Regions around the tracks**: in every frame with no sure face near a face of the nearest frame before or
+       after it (sure faces where the file has any, else any face), the square of :data:`LOOK_AGAIN_REGION` box
+       sides around that face is detected at full resolution. The most probable face found near it is added, or
+       replaces the frame's unsure face there when it is more probable.
+
+    Frames whose first pass found sure faces keep them unchanged, so most files cost nothing more.
+    """
+    out = [list(faces) for faces in faces_per_frame]
+    if detector.detection_size is None:
+        return out
+    full = detector.full_resolution()
+    large = [max(img.shape[:2]) > detector.detection_size for img in images]
+
+    def is_sure(faces) -> bool:
+        return any(f.prob >= sure for f in faces)
+
+    if sum(is_sure(f) for f in out) < FULL_PASS_SHARE * len(out):
+        unsure = [k for k, f in enumerate(out) if not is_sure(f) and large[k]]
+        picks = [unsure[round(i)] for i in np.linspace(0, len(unsure) - 1, min(FULL_PASS_FRAMES, len(unsure)))] if unsure else []
+        for k, found in zip(picks, detect_faces(full, [images[k] for k in picks])):
+            if found and max(f.prob for f in found) > max((f.prob for f in out[k]), default=0.0):
+                out[k] = found
+    sources = [k for k, f in enumerate(out) if is_sure(f)] or [k for k, f in enumerate(out) if f]
+    regions: list[np.ndarray] = []
+    owners: list[tuple[int, Face, int, int]] = []  # (frame, anchor, dx, dy) of each region
+    for k in range(len(out)):
+        if not large[k] or not sources:
+            continue
+        before = max((j for j in sources if j < k), default=None)
+        after = min((j for j in sources if j > k), default=None)
+        anchors = [a for j in (before, after) if j is not None for a in out[j] if a.prob >= sure or not is_sure(out[j])]
+        h, w = images[k].shape[:2]
+        for anchor in anchors:
+            if any(_near(face, anchor) and face.prob >= sure for face in out[k]):
+                continue
+            if any(o[0] == k and _near(anchor, o[1]) for o in owners):
+                continue  # the same face, anchored by the frames before and after: one look
+            x1, y1, x2, y2 = square_box(anchor.box, LOOK_AGAIN_REGION - 1.0)
+            x1, y1 = int(max(0, np.floor(x1))), int(max(0, np.floor(y1)))
+            x2, y2 = int(min(w, np.ceil(x2))), int(min(h, np.ceil(y2)))
+            if x2 - x1 < 12 or y2 - y1 < 12:
+                continue
+            regions.append(np.ascontiguousarray(images[k][y1:y2, x1:x2]))
+            owners.append((k, anchor, x1, y1))
+    if regions:
+        for (k, anchor, dx, dy), found in zip(owners, detect_faces(full, regions)):
+            near = [f for f in _offset(found, dx, dy) if _near(f, anchor)]
+            if not near:
+                continue
+            best = max(near, key=lambda f: f.prob)
+            there = [i for i, face in enumerate(out[k]) if _near(face, anchor)]
+            if not there:
+                out[k].append(best)
+            else:
+                i = max(there, key=lambda i: out[k][i].prob)
+                if best.prob > out[k][i].prob:
+                    out[k][i] = best
+    return out
+
+
 def link_tracks(
     faces_per_frame: Sequence[Sequence[Face]],
     min_iou: float = 0.2,
@@ -280,6 +380,10 @@ class FaceExtractor:
     margin : extra context around the face box, as a fraction of its side (default 0.3).
     align : rotate and scale each crop so the 5 landmarks sit on a fixed template (default False).
     batch_size : frames given to the detector per call (default 8); smaller uses less memory.
+    look_again : look again at full resolution where the detector's downscaled pass came up short (default
+        True; see :func:`second_look`). Nothing changes for a detector without ``detection_size``.
+    sure : the face probability a caller scores (default 0.9, ``Detector``'s ``min_face_prob``): the second look
+        searches again where a frame has no face that sure.
     """
 
     def __init__(
@@ -291,6 +395,8 @@ class FaceExtractor:
         margin: float = 0.3,
         align: bool = False,
         batch_size: int = 8,
+        look_again: bool = True,
+        sure: float = DEFAULT_MIN_FACE_PROB,
     ):
         if keep not in KEEP_MODES:
             raise InvalidArgument(f"keep must be one of {', '.join(KEEP_MODES)}, got {keep!r}")
@@ -305,6 +411,8 @@ class FaceExtractor:
         self.margin = margin
         self.align = align
         self.batch_size = batch_size
+        self.look_again = look_again
+        self.sure = sure
 
     def detect(self, frames: Sequence[Frame], progress: bool = False) -> list[list[Face]]:
         """Faces in each frame, from batched detector calls."""
@@ -317,7 +425,13 @@ class FaceExtractor:
             faces.extend(detect_faces(self.detector, batch))
             bar.update(len(batch))
         bar.close()
-        return faces
+        return self.second_look(frames, faces)
+
+    def second_look(self, frames: Sequence[Frame], faces_per_frame: Sequence[Sequence[Face]]) -> list[list[Face]]:
+        """:func:`second_look` over the faces of every sampled frame of one file (a no-op with ``look_again`` off)."""
+        if not self.look_again:
+            return [list(f) for f in faces_per_frame]
+        return second_look(self.detector, [f.image for f in frames], faces_per_frame, self.sure)
 
     def extract_frames(self, frames: Sequence[Frame], progress: bool = False) -> list[FaceCrop]:
         """Face crops of already-decoded frames, in frame order then track order."""
@@ -376,6 +490,15 @@ def principal_tracks(tracks: Sequence[int], min_share: float) -> set[int]:
         sizes[track] = sizes.get(track, 0) + 1
     longest = max(sizes.values(), default=0)
     return {t for t, n in sizes.items() if n >= min_share * longest}
+
+
+def scored_crops(crops: Sequence[FaceCrop], min_face_prob: float, track_face_prob: float | None = None) -> list[FaceCrop]:
+    """The crops a verdict is scored from: faces of probability ``min_face_prob`` or more, and faces of at least
+    ``track_face_prob`` on a track that holds one of those (None: ``min_face_prob`` alone). Crops off any track
+    (track -1) are never scored."""
+    floor = min_face_prob if track_face_prob is None else min(track_face_prob, min_face_prob)
+    confirmed = {c.track for c in crops if c.prob >= min_face_prob}
+    return [c for c in crops if c.track >= 0 and (c.prob >= min_face_prob or (c.prob >= floor and c.track in confirmed))]
 
 
 def write_crops(crops: Sequence[FaceCrop], out_dir: str | Path, stem: str, quality: int = 95) -> list[Path]:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from fakelens.errors import FakelensError
-from fakelens.faces import FaceCrop, detect_faces
+from fakelens.faces import FaceCrop, detect_faces, scored_crops
 from fakelens.media import Frame, SamplingPlan, iter_video, load_frames, media_kind, plan_sampling
 from fakelens.sysinfo import available_cores
 
@@ -184,6 +184,7 @@ def run_input(
     opened: Opened = _take(items)
     extractor = detector.faces
     frames: list[Frame] = []
+    raw_per_frame: list = []  # every face found, before FaceExtractor.select
     faces_per_frame: list = []
     pending: list[tuple[int, FaceCrop]] = []  # (face's place in its frame, crop), in frame order
     futures: list[Future] = []
@@ -200,23 +201,28 @@ def run_input(
         begin = time.perf_counter()
         found = detect_faces(extractor.detector, [frame.image for frame in batch])
         out = []
-        for frame, faces in zip(batch, extractor.select(found)):
-            scored = [(place, extractor.crop(frame, face, -1)) for place, face in enumerate(faces) if face.prob >= detector.min_face_prob]
-            out.append((frame, faces, scored))
+        for frame, raw, faces in zip(batch, found, extractor.select(found)):
+            out.append((frame, raw, faces, crops_to_score(frame, faces)))
         return out, time.perf_counter() - begin
+
+    def crops_to_score(frame: Frame, faces) -> list[tuple[int, FaceCrop]]:
+        return [(place, extractor.crop(frame, face, -1)) for place, face in enumerate(faces) if face.prob >= floor]
 
     def collect(job) -> None:
         out, busy = job.result() if isinstance(job, Future) else job
         timings["faces"] += busy
         crops: list[np.ndarray] = []
-        for frame, faces, scored in out:
+        for frame, raw, faces, scored in out:
             frames.append(frame)
+            raw_per_frame.append(raw)
             faces_per_frame.append(faces)
             pending.extend(scored)
             crops.extend(crop.image for _, crop in scored)
         if crops:
             futures.append(scorer.submit(classify, np.stack(crops)))
 
+    # Faces under min_face_prob are cropped and scored too when they could be kept (scored_crops decides once tracks are known).
+    floor = detector.min_face_prob if detector.track_face_prob is None else min(detector.min_face_prob, detector.track_face_prob)
     in_flight: deque[Future] = deque()
     limit = detector.face_threads  # the size of the finders' pool (predict_stream makes it so)
     done = False
@@ -241,6 +247,9 @@ def run_input(
     begin = time.perf_counter()
     scores = np.concatenate([f.result() for f in futures]) if futures else np.zeros(0)
     timings["wait"] += time.perf_counter() - begin
+    pending, scores, faces_per_frame = _look_again(
+        extractor, frames, raw_per_frame, faces_per_frame, pending, scores, crops_to_score, classify, timings
+    )
 
     # Tracks over every face found, kept or not, as FaceExtractor.extract_frames links them; then the crops
     # of faces on a track, in frame order and then track order.
@@ -252,8 +261,28 @@ def run_input(
         if crop.track >= 0:
             chosen.append((by_frame[crop.frame_index], crop.track, crop, score))
     chosen.sort(key=lambda item: (item[0], item[1]))
+    kept = {id(c) for c in scored_crops([c for _, _, c, _ in chosen], detector.min_face_prob, detector.track_face_prob)}
+    chosen = [item for item in chosen if id(item[2]) in kept]
     timings = {"decode": opened.decode_seconds[0], **timings, "total": time.perf_counter() - start}
     return opened, frames, [c for _, _, c, _ in chosen], np.asarray([s for _, _, _, s in chosen], dtype=np.float64), timings
+
+
+def _look_again(extractor, frames, raw_per_frame, faces_per_frame, pending, scores, crops_to_score, classify, timings):
+    """The sequential path's second look (:meth:`fakelens.faces.FaceExtractor.second_look`) once every frame of an
+    input is in: frames whose kept faces change get new crops, scored here; the others keep theirs."""
+    begin = time.perf_counter()
+    looked = extractor.select(extractor.second_look(frames, raw_per_frame))
+    redo = {frames[k].index: k for k in range(len(frames)) if looked[k] != faces_per_frame[k]}
+    if redo:
+        kept = [(p, c, s) for (p, c), s in zip(pending, scores) if c.frame_index not in redo]
+        extra = [item for k in redo.values() for item in crops_to_score(frames[k], looked[k])]
+        timings["faces"] += time.perf_counter() - begin
+        new = classify(np.stack([c.image for _, c in extra])) if extra else np.zeros(0)
+        pending = [(p, c) for p, c, _ in kept] + extra
+        scores = np.concatenate([np.asarray([s for _, _, s in kept], dtype=np.float64), np.asarray(new, dtype=np.float64)])
+    else:
+        timings["faces"] += time.perf_counter() - begin
+    return pending, scores, looked
 
 
 def predict_stream(detector, sources: Iterable[str | Path], num_frames: int, finish, report=None) -> Iterator[tuple[Path, object]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from fractions import Fraction
+from typing import cast
 
 import cv2
 import numpy as np
@@ -96,7 +97,9 @@ def codec_roundtrip(image: np.ndarray, codec: str = "h264", crf: int = 23, scale
     h, w = image.shape[:2]
     sw, sh = max(16, int(round(w * scale / 2)) * 2), max(16, int(round(h * scale / 2)) * 2)
     small = image if (sw, sh) == (w, h) else cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-    encoder = av.CodecContext.create(CODECS[codec], "w")
+    from av.video.codeccontext import VideoCodecContext
+
+    encoder = cast(VideoCodecContext, av.CodecContext.create(CODECS[codec], "w"))
     encoder.width, encoder.height, encoder.pix_fmt = sw, sh, "yuv420p"
     encoder.time_base = Fraction(1, 25)
     if codec == "vp9":
@@ -107,7 +110,7 @@ def codec_roundtrip(image: np.ndarray, codec: str = "h264", crf: int = 23, scale
         encoder.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24").reformat(format="yuv420p")
     packets = list(encoder.encode(frame)) + list(encoder.encode(None))
-    decoder = av.CodecContext.create(codec, "r")
+    decoder = cast(VideoCodecContext, av.CodecContext.create(codec, "r"))
     decoded = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
     if not decoded:
         raise RuntimeError(f"{codec} round trip returned no frame")

@@ -56,9 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from fakelens import atomic
-    from fakelens.constants import DEFAULT_KEYFRAMES, check_threshold
+    from fakelens.constants import DEFAULT_KEYFRAMES, DEFAULT_TRACK_FACE_PROB, check_threshold
     from fakelens.errors import FakelensError, InvalidArgument
-    from fakelens.faces import FaceExtractor, principal_tracks, write_crops
+    from fakelens.faces import FaceExtractor, principal_tracks, scored_crops, write_crops
     from fakelens.mtcnn import MTCNN
 
     if args.frames < 1:
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir = args.out / path.stem
         try:
             # The frames predict samples (its default keyframes setting; see fakelens.media.plan_sampling).
-            crops = [c for c in extractor.extract(path, progress=True, keyframes=DEFAULT_KEYFRAMES) if c.prob >= min_prob]
+            crops = scored_crops(extractor.extract(path, progress=True, keyframes=DEFAULT_KEYFRAMES), min_prob, DEFAULT_TRACK_FACE_PROB)
         except FakelensError as exc:
             print(f"{path}: error: {exc.reason if hasattr(exc, 'reason') else exc}")
             failed += 1

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from fakelens.constants import AGGREGATIONS, DEFAULT_FRAMES, DEFAULT_KEYFRAMES, IMAGE_SUFFIXES, KEYFRAME_MODES, VIDEO_SUFFIXES
+from fakelens.constants import AGGREGATIONS, DEFAULT_FRAMES, DEFAULT_KEYFRAMES, KEYFRAME_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,13 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def expand(paths: list[Path]) -> list[Path]:
-    """Files as given (their content decides what they are); folders walked recursively for files with a
-    media suffix, in sorted order."""
-    supported = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    """Files as given (their content decides what they are); folders walked recursively, in sorted order, for
+    every file whose name or first bytes say image or video (:func:`fakelens.media.walk_media`). What a walk
+    leaves out is said on stderr, with the reason."""
+    from fakelens.media import describe_skipped, walk_media
+
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in supported))
+            media, skipped = walk_media(path)
+            found.extend(media)
+            if skipped:
+                print(f"fakelens: {path}: {describe_skipped(skipped)}", file=sys.stderr)
         else:
             found.append(path)
     return found

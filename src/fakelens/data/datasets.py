@@ -33,7 +33,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from fakelens.constants import IMAGE_SUFFIXES, LABELS, SPLITS, VIDEO_SUFFIXES
+from fakelens.constants import LABELS, SPLITS
 from fakelens.data.celebdf import read_celebdf
 from fakelens.data.ffpp import read_ffpp
 from fakelens.data.records import (
@@ -45,6 +45,7 @@ from fakelens.data.records import (
     hash_order,
     posix_relpath,
 )
+from fakelens.media import describe_skipped, suffix_kind, walk_media
 
 log = logging.getLogger(__name__)
 
@@ -56,21 +57,6 @@ _SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": 
 
 
 # --------------------------------------------------------------------------- plain folders
-
-
-def _walk_files(root: Path) -> Iterable[Path]:
-    """Every non-hidden file under ``root``, following folder links once (no cycles), in sorted order."""
-    seen = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
 
 
 def read_folder(
@@ -94,12 +80,12 @@ def read_folder(
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction)
     dataset = name or root.name
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     found = []  # (relpath, label, split or None, group)
     unlabelled = 0
-    for path in _walk_files(root):
-        if path.suffix.lower() not in suffixes:
-            continue
+    media, skipped = walk_media(root)
+    if skipped:
+        log.warning("%s: %s", root, describe_skipped(skipped))
+    for path in media:
         parts = [p.lower() for p in path.relative_to(root).parts[:-1]]
         labels = [p for p in parts if p in LABELS]
         if not labels:
@@ -107,7 +93,7 @@ def read_folder(
             continue
         split = next((_SPLIT_FOLDERS[p] for p in parts if p in _SPLIT_FOLDERS), None)
         parent = path.parent.name.lower()
-        is_frame_folder = path.suffix.lower() in IMAGE_SUFFIXES and parent not in LABELS and parent not in _SPLIT_FOLDERS
+        is_frame_folder = suffix_kind(path) == "image" and parent not in LABELS and parent not in _SPLIT_FOLDERS
         # Frames saved as a folder per video share that folder as their group; otherwise the stem groups.
         group = path.parent.name if is_frame_folder else path.stem
         found.append((posix_relpath(path, root), labels[0], split, group))
@@ -168,11 +154,12 @@ def read_list(
         rows = list(csv.DictReader(fh))
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise DatasetError(f"{list_path}: needs at least the columns path and label")
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     kept = []
     for row in rows:
+        # Every row labelled real or fake is taken, whatever its file's suffix: preprocessing reads each file by
+        # its content and reports the ones that are not media.
         label = row["label"].strip().lower()
-        if label not in LABELS or Path(row["path"]).suffix.lower() not in suffixes:
+        if label not in LABELS:
             continue
         group = row.get("group") or Path(row["path"]).stem
         kept.append((row, label, group))

@@ -8,6 +8,7 @@ a cache-sized chunk per call on a CPU.
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -235,6 +236,15 @@ class MTCNN:
                     for k, faces in zip(chunk, self._detect_batch(batch, scale, (full_h, full_w) if reduced else None)):
                         results[k] = faces
         return results
+
+    def full_resolution(self) -> MTCNN:
+        """This detector without ``detection_size`` (the same networks and thresholds): for a second look at
+        frames where the downscaled pass came up short (:meth:`fakelens.faces.FaceExtractor.second_look`)."""
+        if self.detection_size is None:
+            return self
+        full = copy.copy(self)
+        full.detection_size = None
+        return full
 
     def reduced_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) at which the cascade sees a frame of this size: downscaled to ``detection_size``."""

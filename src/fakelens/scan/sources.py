@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fakelens.constants import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fakelens.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
 
 #: Suffixes that make a SOURCE file a list of paths rather than media.
 LIST_SUFFIXES = frozenset({".txt", ".csv"})
@@ -32,8 +34,12 @@ class ScanInput:
 
 
 def _media_in(folder: Path) -> list[Path]:
-    supported = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in supported)
+    from fakelens.media import describe_skipped, walk_media
+
+    media, skipped = walk_media(folder)
+    if skipped:
+        log.warning("%s: %s", folder, describe_skipped(skipped))
+    return media
 
 
 def _resolve(entry: str, base: Path) -> Path:

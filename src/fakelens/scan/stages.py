@@ -133,8 +133,9 @@ def find_faces(path: str, frames: int, min_face_prob: float = DEFAULT_MIN_FACE_P
     """
     import numpy as np
 
-    from fakelens.constants import DEFAULT_KEYFRAMES
+    from fakelens.constants import DEFAULT_KEYFRAMES, DEFAULT_TRACK_FACE_PROB
     from fakelens.errors import FakelensError
+    from fakelens.faces import scored_crops
     from fakelens.media import load_frames, media_kind
 
     start = time.perf_counter()
@@ -142,7 +143,7 @@ def find_faces(path: str, frames: int, min_face_prob: float = DEFAULT_MIN_FACE_P
         extractor = face_extractor(frames)
         # The frames Detector.predict samples at its default keyframes setting.
         frame_list = load_frames(path, num_frames=frames, kind=media_kind(path), keyframes=DEFAULT_KEYFRAMES)
-        crops = [c for c in extractor.extract_frames(frame_list) if c.prob >= min_face_prob]
+        crops = scored_crops(extractor.extract_frames(frame_list), min_face_prob, DEFAULT_TRACK_FACE_PROB)
     except FakelensError as exc:
         reason = error_reason(exc)
     except Exception as exc:  # noqa: BLE001 - a decoder's own error on a strange file must not stop the scan
