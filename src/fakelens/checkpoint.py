@@ -161,8 +161,8 @@ def build_model(payload: dict, path: str | Path = "<checkpoint>") -> DeepfakeCla
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[DeepfakeClassifier, dict]:
     """Load a classifier for inference: ``(model in eval mode on device, info)``.
 
-    ``info`` has ``name``, ``threshold`` (float, 0.5 when none was stored), ``epoch``, ``config``, ``metrics``
-    and ``path``.
+    ``info`` has ``name``, ``threshold`` (float, 0.5 when none was stored), ``epoch``, ``config``, ``metrics``,
+    ``inference`` (``{"tta": ..., "aggregate": ...}`` where the checkpoint records them, else empty) and ``path``.
     """
     payload = load_checkpoint(path)
     model = build_model(payload, path).to(device)
@@ -173,6 +173,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[De
         "epoch": int(payload.get("epoch", 0)),
         "config": dict(payload.get("config") or {}),
         "metrics": dict(payload.get("metrics") or {}),
+        # How the model is meant to be run (test-time augmentation, frame aggregation), chosen where its threshold was.
+        "inference": dict((payload.get("extra") or {}).get("inference") or {}),
         "path": str(path),
     }
     return model, info

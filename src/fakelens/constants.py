@@ -68,6 +68,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: How frame scores become a track score (see fakelens.metrics.aggregate_scores).
 AGGREGATIONS = ("mean", "confident")
+#: Test-time augmentation of the classifier: none, or the mean logit of each crop and its mirror image.
+TTA_MODES = ("none", "flip")
 #: How a decision threshold is chosen on validation scores (see fakelens.metrics.best_threshold).
 THRESHOLD_CRITERIA = ("balanced_accuracy", "f1")
 

@@ -33,6 +33,7 @@ from fakelens.constants import (
     DEFAULT_TRACK_FACE_PROB,
     KEEP_MODES,
     KEYFRAME_MODES,
+    TTA_MODES,
     VERDICTS,
     check_threshold,
 )
@@ -199,7 +200,8 @@ class Detector:
     info : the checkpoint's info (``name``, ``threshold``, ...); see :func:`fakelens.checkpoint.load_model`.
     num_frames : frames sampled per video (default 32).
     threshold : P(fake) at or above which the verdict is FAKE (default: the model's, chosen on validation).
-    aggregate : ``"mean"`` (default) or ``"confident"``.
+    aggregate : ``"mean"`` or ``"confident"`` (default None: the model's own choice, recorded in its checkpoint,
+        else ``"mean"``).
     keep : ``"all"`` faces linked into tracks (default) or only the ``"largest"`` per frame.
     min_track_share : a track decides the verdict only if seen in at least this share of the frames
         of the longest track (default 0.5); see :class:`TrackScore`.
@@ -218,6 +220,8 @@ class Detector:
     look_again : look again at full resolution where the downscaled face pass came up short (default True): a
         full-resolution pass on files where few frames have a face, and regions around the tracks in frames
         that miss them (see :func:`fakelens.faces.second_look`).
+    tta : ``"flip"`` scores each crop and its mirror image (mean logit; twice the classifier's work) or ``"none"``
+        (default None: the model's own choice, recorded in its checkpoint as ``tta``, else ``"none"``).
     keyframes : ``"never"`` (default) decodes the frames asked for; ``"auto"`` samples a video's keyframes
         only when they are dense enough to stand in for them, and records it in ``Prediction.sampling``
         (see :func:`fakelens.media.plan_sampling`; it shifts scores, see ``constants.DEFAULT_KEYFRAMES``).
@@ -233,7 +237,7 @@ class Detector:
         info: dict | None = None,
         num_frames: int = DEFAULT_FRAMES,
         threshold: float | None = None,
-        aggregate: str = "mean",
+        aggregate: str | None = None,
         keep: str = DEFAULT_KEEP,
         min_track_share: float = DEFAULT_MIN_TRACK_SHARE,
         min_face_prob: float = DEFAULT_MIN_FACE_PROB,
@@ -246,10 +250,14 @@ class Detector:
         keyframes: str = DEFAULT_KEYFRAMES,
         face_threads: int | None = None,
         look_again: bool = True,
+        tta: str | None = None,
     ):
-        from fakelens.backends import make_backend
+        from fakelens.backends import FlipAveraged, make_backend
         from fakelens.mtcnn import MTCNN
 
+        self.info = dict(info or {})
+        if aggregate is None:
+            aggregate = self.info.get("inference", {}).get("aggregate", "mean")
         if aggregate not in AGGREGATIONS:
             raise InvalidArgument(f"aggregate must be one of {', '.join(AGGREGATIONS)}, got {aggregate!r}")
         if keep not in KEEP_MODES:
@@ -258,7 +266,6 @@ class Detector:
         if self.device.type == "cpu":
             keep_freed_memory()
         self.model = model.eval()
-        self.info = dict(info or {})
         self.name = self.info.get("name", "custom")
         self.threshold = check_threshold(self.info.get("threshold", 0.5) if threshold is None else threshold)
         self.aggregate = aggregate
@@ -284,7 +291,11 @@ class Detector:
             look_again=look_again,
             sure=min_face_prob,
         )
-        self.classify = make_backend(model, backend, self.device)
+        self.tta = self.info.get("inference", {}).get("tta", "none") if tta is None else tta
+        if self.tta not in TTA_MODES:
+            raise InvalidArgument(f"tta must be one of {', '.join(TTA_MODES)}, got {self.tta!r}")
+        engine = make_backend(model, backend, self.device)
+        self.classify = FlipAveraged(engine) if self.tta == "flip" else engine
         self._explainers: dict = {}
 
     # ------------------------------------------------------------------ construction

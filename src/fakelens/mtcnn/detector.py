@@ -239,12 +239,22 @@ class MTCNN:
 
     def full_resolution(self) -> MTCNN:
         """This detector without ``detection_size`` (the same networks and thresholds): for a second look at
-        frames where the downscaled pass came up short (:meth:`fakelens.faces.FaceExtractor.second_look`)."""
-        if self.detection_size is None:
+        frames where the downscaled pass came up short (:func:`fakelens.faces.second_look`)."""
+        return self.variant(detection_size=None)
+
+    def variant(self, **settings) -> MTCNN:
+        """A detector sharing this one's networks, with other ``detection_size`` or ``min_face_size``."""
+        unknown = set(settings) - {"detection_size", "min_face_size"}
+        if unknown:
+            raise InvalidArgument(f"MTCNN.variant takes detection_size and min_face_size, not {', '.join(sorted(unknown))}")
+        if all(getattr(self, k) == v for k, v in settings.items()):
             return self
-        full = copy.copy(self)
-        full.detection_size = None
-        return full
+        if settings.get("min_face_size", 1) <= 0:
+            raise InvalidArgument(f"min_face_size must be positive, got {settings['min_face_size']}")
+        other = copy.copy(self)
+        for key, value in settings.items():
+            setattr(other, key, value)
+        return other
 
     def reduced_size(self, height: int, width: int) -> tuple[int, int]:
         """(height, width) at which the cascade sees a frame of this size: downscaled to ``detection_size``."""
