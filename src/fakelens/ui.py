@@ -29,7 +29,7 @@ if __name__ == "__main__":
 
 import streamlit as st
 
-from fakelens.constants import CAM_METHODS, DEFAULT_CAM_METHOD, DEFAULT_FRAMES, DEFAULT_MAX_UPLOAD_MB
+from fakelens.constants import AGGREGATIONS, CAM_METHODS, DEFAULT_CAM_METHOD, DEFAULT_FRAMES, DEFAULT_MAX_UPLOAD_MB
 from fakelens.errors import FakelensError, MediaError
 from fakelens.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, suffix_kind
 
@@ -215,7 +215,8 @@ def sidebar(detector) -> dict:
     )
     aggregate = st.sidebar.selectbox(
         "Aggregation over frames",
-        ["mean", "confident"],
+        list(AGGREGATIONS),
+        index=list(AGGREGATIONS).index(detector.aggregate),
         key="aggregate",
         help="How a face track's frame scores make one score: their mean, or 'confident' (the DFDC winner's: "
         "average the confident frames when there are enough of them).",

@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", type=Path, default=None, help="model checkpoint (default: the bundled model)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames sampled per video (default {DEFAULT_FRAMES})")
     parser.add_argument("--threshold", type=float, default=None, help="P(fake) for a FAKE verdict (default: the model's)")
-    parser.add_argument("--aggregate", choices=AGGREGATIONS, default=AGGREGATIONS[0], help="how frame scores make a video score (default mean)")
+    parser.add_argument(
+        "--aggregate", choices=AGGREGATIONS, default=None, help="how frame scores make a video score (default: the model's, else mean)"
+    )
     parser.add_argument("--backend", choices=["auto", "onnx", "torch"], default="auto", help="classifier engine (default auto)")
     parser.add_argument("--device", default=None, help="local: cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("--retry-errors", action="store_true", help="scan inputs that were ERROR rows again")

@@ -35,7 +35,7 @@ class ScanSettings:
     checkpoint: str | None = None
     frames: int = DEFAULT_FRAMES
     threshold: float | None = None
-    aggregate: str = "mean"
+    aggregate: str | None = None
     backend: str = "auto"
     device: str | None = None
 
