@@ -67,19 +67,47 @@ def perturbed_crops(rows, crops, name: str, cache: Path | None) -> list:
     return out
 
 
+#: Feature blocks every candidate shares: v2 and all its descendants (v3-v6) trained with the first 7 blocks
+#: frozen, so their outputs are computed once per crop set and the candidates run only from block 7 on.
+SHARED_BLOCKS = 7
+_PREFIX: dict = {}
+
+
+def _prefix_key(model) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith("features.") and int(name.split(".")[1]) < SHARED_BLOCKS:
+            digest.update(name.encode() + tensor.cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def logits_of(model, crops: np.ndarray, flip: bool, batch_size: int = 64) -> np.ndarray:
+    """Logits of uint8 crops (mirrored first with ``flip``). The frozen blocks' outputs are kept per crop set and
+    per weights of those blocks, so candidates of one lineage run from block 7 on: the same numbers, half the work."""
     import torch
 
     from fakelens.model import preprocess_crops
 
+    key = (_prefix_key(model), id(crops), flip)
     out = []
     with torch.inference_mode():
-        for start in range(0, len(crops), batch_size):
-            batch = preprocess_crops(crops[start : start + batch_size])
-            if flip:
-                batch = torch.flip(batch, dims=[3])
-            out.append(model(batch).float().numpy())
-    return np.concatenate(out) if out else np.zeros(0)
+        if key not in _PREFIX:
+            feats = []
+            for start in range(0, len(crops), batch_size):
+                batch = preprocess_crops(crops[start : start + batch_size])
+                if flip:
+                    batch = torch.flip(batch, dims=[3])
+                feats.append(model.features[:SHARED_BLOCKS](batch))
+            _PREFIX[key] = torch.cat(feats) if feats else None
+        feats = _PREFIX[key]
+        if feats is None:
+            return np.zeros(0)
+        for start in range(0, len(feats), batch_size):
+            x = model.features[SHARED_BLOCKS:](feats[start : start + batch_size])
+            out.append(model.head(model.pool(x)).squeeze(1).float().numpy())
+    return np.concatenate(out)
 
 
 def video_auc(rows, probs, strategy: str = "mean") -> float | None:
@@ -100,14 +128,25 @@ class Scorer:
         self.rows, self.sets = rows, sets  # name -> (kept row indices, crops)
         self.logits: dict[str, dict] = {}
 
-    def add(self, label: str, model) -> dict:
+    def add(self, label: str, model, cache: Path | None = None) -> dict:
+        """Score ``model`` as ``label``; with ``cache`` (a file keyed by the checkpoint's bytes), logits computed
+        once are read back, so epochs scored while training runs are not scored again."""
         start = time.perf_counter()
         model.eval()
         entry = {}
+        stored = dict(np.load(cache)) if cache is not None and cache.is_file() else {}
         for name, (keep, crops) in self.sets.items():
-            plain = logits_of(model, crops, flip=False)
-            flipped = logits_of(model, crops, flip=True)
+            if f"{name}/plain" in stored:
+                plain, flipped = stored[f"{name}/plain"], stored[f"{name}/flipped"]
+            else:
+                plain, flipped = logits_of(model, crops, flip=False), logits_of(model, crops, flip=True)
+                stored[f"{name}/plain"], stored[f"{name}/flipped"] = plain, flipped
             entry[name] = {"plain": plain, "flip": (plain + flipped) / 2.0, "keep": keep}
+        if cache is not None and not cache.is_file():
+            from fakelens import atomic
+
+            with atomic.atomic_path(cache) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **stored)
         self.logits[label] = entry
         row = self.summary(label)
         print(f"  {label}: M {row['M']:.4f} (clean {row['clean']:.4f}, {PERTURBED} {row['perturbed']:.4f}); "
@@ -161,11 +200,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for selection.json/.md (and winner.pt)")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "select_cache")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--score-only", action="store_true", help="score and cache the candidates there are, choose nothing")
     args = parser.parse_args(argv)
     import torch
 
     from fakelens import atomic
-    from fakelens.checkpoint import load_checkpoint, load_model, save_checkpoint
+    from fakelens.checkpoint import load_checkpoint, load_model, save_checkpoint, sha256_file
     from fakelens.data import load_crop
     from fakelens.sysinfo import describe_machine
 
@@ -183,9 +223,13 @@ def main(argv=None) -> int:
     print(f"{args.half} half: {len(rows)} crops of {len(media)} media; {describe_machine()}", file=sys.stderr)
     scorer = Scorer(rows, sets)
     table: dict[str, dict] = {}
+
+    def cached(path) -> Path:
+        return args.cache / f"logits_{args.half}_{sha256_file(path)[:16]}.npz"
+
     for spec in args.model:
         label, _, path = spec.partition("=")
-        table[label] = {"source": path, **scorer.add(label, load_model(path, device="cpu")[0])}
+        table[label] = {"source": path, **scorer.add(label, load_model(path, device="cpu")[0], cached(path))}
     states: dict[str, tuple] = {}
     for spec in args.arm:
         arm, _, run = spec.partition("=")
@@ -196,7 +240,9 @@ def main(argv=None) -> int:
             label = f"{arm}/{path.stem}"
             payload = load_checkpoint(path)
             states[label] = (payload["model_state"], payload, [path])
-            table[label] = {"source": str(path), **scorer.add(label, model_from_state(payload["model_state"], payload))}
+            table[label] = {"source": str(path), **scorer.add(label, model_from_state(payload["model_state"], payload), cached(path))}
+        if args.score_only:
+            continue
         last = epochs[-SOUP_LAST:]
         state, payload = average_states(last)
         label = f"{arm}/soup-last{len(last)}"
@@ -219,7 +265,7 @@ def main(argv=None) -> int:
 
     report = {"half": args.half, "manifest": str(args.manifest), "crops": len(rows), "media": len(media),
               "perturbed": PERTURBED, "machine": describe_machine(), "candidates": table}  # fmt: skip
-    if args.arm:
+    if args.arm and not args.score_only:
         baseline = table.get("v5", {}).get("M")
         label = max(states, key=lambda k: table[k]["M"])
         use_flip = table[label]["M_flip"] >= table[label]["M"] + 0.005
