@@ -6,6 +6,10 @@
 Writes src/fakelens/weights/default.pt (weights, config, threshold and validation metrics only:
 no optimiser state) and default.json (its sha256, checked by Detector.default(), and a summary).
 
+A checkpoint chosen by ``scripts/select_v6.py`` (``winner.pt``) already carries its temperature (folded), its
+threshold and how it is meant to run (``extra.inference``: flip TTA, frame aggregation), all fitted on the
+selection half of the dev pool: package it without ``--calibrate``.
+
 ``--calibrate M.csv`` fits a temperature on the *validation* split of M (REAL crops and a fixed
 self-blended copy of each, as training validates; :mod:`fakelens.calibration`) and folds it into the last
 layer, so every backend serves calibrated P(fake); the validation threshold is carried over to the same
@@ -37,7 +41,8 @@ def main() -> None:
     model.load_state_dict(payload["model_state"])
     model.eval()
     threshold = payload.get("threshold")
-    calibration = None
+    inference = dict((payload.get("extra") or {}).get("inference") or {})
+    calibration = (payload.get("metrics") or {}).get("selection", {}).get("calibration")
     if args.calibrate is not None:
         import math
 
@@ -75,6 +80,8 @@ def main() -> None:
         config=payload.get("config"),
         metrics=payload.get("metrics"),
         threshold=threshold,
+        # How the model is meant to run (flip TTA, frame aggregation), where its chooser recorded it.
+        extra={"inference": inference} if inference else None,
         name=args.name,
     )
     record = {
@@ -86,6 +93,7 @@ def main() -> None:
         "threshold": threshold,
         "validation": payload.get("metrics"),
         "calibration": calibration,
+        "inference": inference,
     }
     if args.eval:
         record["evaluation"] = json.loads(args.eval.read_text())

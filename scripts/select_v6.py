@@ -294,8 +294,15 @@ def main(argv=None) -> int:
         })  # fmt: skip
         report["winner"] = winner
         state, payload, _ = states[label]
-        save_checkpoint(args.out / "winner.pt", model_from_state(state, payload), epoch=payload.get("epoch", 0), config=payload.get("config"),
-                        metrics={"selection": winner}, threshold=threshold, name=label)  # fmt: skip
+        from fakelens.calibration import fold_temperature
+
+        shipped = model_from_state(state, payload)
+        fold_temperature(shipped, temperature)  # P(fake) calibrated; the threshold above is on calibrated scores
+        winner["calibration"] = {"temperature": temperature, "fitted_on": winner["threshold_fitted_on"],
+                                 "ece_frames_before": winner["ece_frames_before"], "ece_frames_after": winner["ece_frames_after"]}  # fmt: skip
+        inference = {"tta": "flip" if use_flip else "none", "aggregate": strategy}
+        save_checkpoint(args.out / "winner.pt", shipped, epoch=payload.get("epoch", 0), config=payload.get("config"),
+                        metrics={"selection": winner}, threshold=threshold, extra={"inference": inference}, name=label)  # fmt: skip
         print(json.dumps(winner, indent=2), file=sys.stderr)
     atomic.write_bytes(args.out / f"{args.half}.json", json.dumps(report, indent=2, default=float))
     lines = [
