@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from fakelens.constants import AGGREGATIONS, DEFAULT_FRAMES, DEFAULT_KEYFRAMES, KEYFRAME_MODES
+from fakelens.constants import AGGREGATIONS, DEFAULT_FRAMES, DEFAULT_KEYFRAMES, KEYFRAME_MODES, TTA_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,6 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threshold", type=float, default=None, help="P(fake) for a FAKE verdict (default: the model's)")
     parser.add_argument(
         "--aggregate", choices=AGGREGATIONS, default=None, help="how frame scores make a video score (default: the model's own, else mean)"
+    )
+    parser.add_argument(
+        "--tta",
+        choices=TTA_MODES,
+        default=None,
+        help="flip: score each face and its mirror image, twice the classifier's work (default: the model's own, else none)",
     )
     parser.add_argument(
         "--backend", choices=["auto", "onnx", "torch"], default="auto", help="classifier engine (default auto: ONNX Runtime on CPU when installed)"
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         num_frames=args.frames,
         threshold=args.threshold,
         aggregate=args.aggregate,
+        tta=args.tta,
         backend=args.backend,
         device=args.device,
         overlap=not args.sequential,
