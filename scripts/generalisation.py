@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from select_v6 import perturbed_crops  # noqa: E402 - one home for perturbing a manifest's crops by video
+
 
 def _scores(model, crops, batch_size=64):
     from fakelens.evaluate import predict_crops
@@ -93,8 +97,7 @@ def main(argv=None) -> int:
     from fakelens.calibration import fit_temperature, plot_reliability, reliability_curve
     from fakelens.checkpoint import load_model
     from fakelens.data import load_crop, read_manifest
-    from fakelens.mtcnn import MTCNN
-    from fakelens.robustness import PERTURBATIONS, perturb_crops
+    from fakelens.robustness import PERTURBATIONS
     from fakelens.sysinfo import describe_machine
 
     torch.set_num_threads(1)  # one thread: the machine is shared with training (see TrainConfig.threads)
@@ -107,7 +110,6 @@ def main(argv=None) -> int:
     for i, row in enumerate(rows):
         by_video[row.video_key].append(i)
     crops = [load_crop(r)[0] for r in rows]
-    detector = MTCNN(min_face_size=20)
     print(f"{len(rows)} crops of {len(by_video)} videos/images from {args.manifest} (split {args.split}); {describe_machine()}", file=sys.stderr)
 
     # Perturb once, score with every model.
@@ -118,20 +120,7 @@ def main(argv=None) -> int:
     for name in names:
         start = time.perf_counter()
         cached = None if args.cache is None else args.cache / f"{key}_{name}.npz"
-        if cached is not None and cached.is_file():
-            with np.load(cached) as data:
-                out = [c if ok else None for c, ok in zip(data["crops"], data["found"])]
-        else:
-            out: list = [None] * len(rows)
-            for indices in by_video.values():
-                for i, crop in zip(indices, perturb_crops(name, [crops[i] for i in indices], detector)):
-                    out[i] = crop
-            if cached is not None:
-                found = np.array([c is not None for c in out])
-                stack = np.stack([c if c is not None else np.zeros_like(crops[0]) for c in out])
-                with atomic.atomic_path(cached) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.savez(fh, crops=stack, found=found)
+        out = perturbed_crops(rows, crops, name, cached)
         perturbed[name] = out
         lost = sum(c is None for c in out)
         print(f"  {name}: {time.perf_counter() - start:.1f} s{f', no face in {lost} tight crops' if lost else ''}", file=sys.stderr)
