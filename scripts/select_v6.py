@@ -7,7 +7,7 @@
 Scores every candidate (each ``--model``; each kept epoch of each ``--arm``; each arm's uniform soup of its last
 4 epochs and its greedy soup), with and without horizontal-flip test-time augmentation, on the half's media clean
 and under half size + H.264 CRF 35 (:data:`fakelens.robustness.PERTURBATIONS`), and prints the table with
-M = mean(clean video AUC, perturbed video AUC). The winner's weights are written to ``OUT/winner.pt``, with the
+M = mean(clean video AUC, perturbed video AUC). The winner's weights are written to ``--winner``, with the
 frame aggregation, temperature and threshold fitted on the same half (``OUT/selection.json``).
 
 ``--half report`` with ``--model`` only scores the named models on the report half (no choice is made there).
@@ -197,7 +197,8 @@ def main(argv=None) -> int:
     parser.add_argument("--half", choices=["selection", "report"], default="selection")
     parser.add_argument("--model", action="append", default=[], metavar="NAME=PATH", help="a checkpoint to score (repeatable)")
     parser.add_argument("--arm", action="append", default=[], metavar="NAME=RUN", help="a training run with epoch-NN.pt files (repeatable)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for selection.json/.md (and winner.pt)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for selection.json/.md")
+    parser.add_argument("--winner", type=Path, default=ROOT / "runs" / "v6_winner.pt", help="where the winner's checkpoint goes")
     parser.add_argument("--cache", type=Path, default=ROOT / "runs" / "select_cache")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--score-only", action="store_true", help="score and cache the candidates there are, choose nothing")
@@ -301,7 +302,7 @@ def main(argv=None) -> int:
         winner["calibration"] = {"temperature": temperature, "fitted_on": winner["threshold_fitted_on"],
                                  "ece_frames_before": winner["ece_frames_before"], "ece_frames_after": winner["ece_frames_after"]}  # fmt: skip
         inference = {"tta": "flip" if use_flip else "none", "aggregate": strategy}
-        save_checkpoint(args.out / "winner.pt", shipped, epoch=payload.get("epoch", 0), config=payload.get("config"),
+        save_checkpoint(args.winner, shipped, epoch=payload.get("epoch", 0), config=payload.get("config"),
                         metrics={"selection": winner}, threshold=threshold, extra={"inference": inference}, name=label)  # fmt: skip
         print(json.dumps(winner, indent=2), file=sys.stderr)
     atomic.write_bytes(args.out / f"{args.half}.json", json.dumps(report, indent=2, default=float))

@@ -182,7 +182,7 @@ def test_bundled_model_is_checksummed_and_loads(examples):
     assert verify_default_model() == DEFAULT_MODEL
     assert DEFAULT_MODEL.stat().st_size < 15_000_000
     detector = Detector.default(num_frames=4)
-    assert detector.name == "fakelens-default-v5" and 0.0 < detector.threshold < 1.0
+    assert detector.name == "fakelens-default-v6" and 0.0 < detector.threshold < 1.0
 
 
 def test_a_tampered_checkpoint_is_refused(tmp_path):
