@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timing-clips", default=",".join(TIMING_CLIPS), help="comma list, relative to the repo or --data")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None, help="folder for face_recall.json and .csv")
+    parser.add_argument("--timing-only", action="store_true", help="only the alternated predict timings of --timing-clips")
     args = parser.parse_args(argv)
     import torch
 
@@ -71,6 +72,8 @@ def main(argv=None) -> int:
     pools = set(args.pools.split(","))
     with open(args.data / "media.csv", newline="") as fh:
         videos = [r for r in csv.DictReader(fh) if r["kind"] == "video" and r["label"] in ("real", "fake") and pool_of(r["path"]) in pools]
+    if args.timing_only:
+        videos = []
     reference = MTCNN(min_face_size=20)
     ways = {
         "before": Detector.default(look_again=False, track_face_prob=None, overlap=False),  # the code of v5's release
@@ -146,10 +149,11 @@ def main(argv=None) -> int:
         (args.out / "face_recall.json").write_text(
             json.dumps({"machine": describe_machine(), "totals": totals, "timing": timing, "videos": rows}, indent=2)
         )
-        with open(args.out / "face_recall.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        if rows:
+            with open(args.out / "face_recall.csv", "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
         (args.out / "face_recall.md").write_text(text + "\n")
     return 0
 
