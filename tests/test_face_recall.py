@@ -12,10 +12,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import av
 import cv2
 import numpy as np
 import pytest
+from media_support import encode_clip
 
 from fakelens.constants import DEFAULT_MIN_FACE_PROB
 from fakelens.detector import Detector
@@ -119,16 +119,7 @@ def test_faces_on_a_confirmed_track_are_scored_from_mtcnns_own_threshold():
 @pytest.fixture(scope="module")
 def dim_video(tmp_path_factory, dim_frames):
     path = tmp_path_factory.mktemp("dim") / "dim_1080p.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=4)
-        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        stream.options = {"crf": "18", "preset": "veryfast"}
-        for image in dim_frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return encode_clip(path, dim_frames, rate=4, options={"crf": "18", "preset": "veryfast"})
 
 
 @pytest.mark.slow
@@ -152,26 +143,15 @@ def test_extractor_with_look_again_off_is_the_first_pass(dim_frames):
 # --------------------------------------------------------------------------- every file read
 
 
-def _write_clip(path, fmt: str, codec: str, frames: list[np.ndarray]) -> None:
-    with av.open(str(path), "w", format=fmt) as container:
-        stream = container.add_stream(codec, rate=25)
-        stream.width, stream.height, stream.pix_fmt = 224, 224, "yuv420p"
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 @pytest.fixture(scope="module")
 def media_folder(tmp_path_factory, examples):
     """MPEG-1 (.mpg), FLV (.flv) and WMV2 (.wmv) clips of a real face, an MP4 without a suffix, a text file, a
     hidden file and a PNG named .dat."""
     folder = tmp_path_factory.mktemp("walk")
     faces = [cv2.resize(f.image[100:500, 600:1000], (224, 224)) for f in load_frames(examples / "real_ffpp_004.mp4", num_frames=6)]
-    _write_clip(folder / "grid.mpg", "mpeg", "mpeg1video", faces)
-    _write_clip(folder / "talk.flv", "flv", "flv", faces)
-    _write_clip(folder / "webcam.wmv", "asf", "wmv2", faces)
+    encode_clip(folder / "grid.mpg", faces, "mpeg1video", rate=25, fmt="mpeg")
+    encode_clip(folder / "talk.flv", faces, "flv", rate=25, fmt="flv")
+    encode_clip(folder / "webcam.wmv", faces, "wmv2", rate=25, fmt="asf")
     (folder / "sub").mkdir()
     (folder / "sub" / "clip").write_bytes((examples / "real_ffpp_004.mp4").read_bytes())
     (folder / "notes.txt").write_text("not media\n")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import av
 import numpy as np
 import pytest
+from media_support import encode_clip
 from PIL import Image
 
 from fakelens.errors import FakelensError, MediaError, UnsupportedMedia
@@ -24,23 +23,6 @@ from fakelens.media import (
 @pytest.fixture(scope="module")
 def face_image(examples) -> np.ndarray:
     return read_image(examples / "real_ffpp_ex_original.png")
-
-
-def encode_clip(path: Path, frames: list[np.ndarray], codec: str = "libx264", rate: int = 10, rotation: int | None = None):
-    """Encode real frames into a small clip with PyAV (the same decoder library fakelens reads with)."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p"
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
