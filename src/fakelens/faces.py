@@ -512,11 +512,16 @@ def principal_tracks(tracks: Sequence[int], min_share: float) -> set[int]:
     return {t for t, n in sizes.items() if n >= min_share * longest}
 
 
+def score_floor(min_face_prob: float, track_face_prob: float | None) -> float:
+    """The lowest face probability :func:`scored_crops` may keep: faces under it need never be cropped."""
+    return min_face_prob if track_face_prob is None else min(track_face_prob, min_face_prob)
+
+
 def scored_crops(crops: Sequence[FaceCrop], min_face_prob: float, track_face_prob: float | None = None) -> list[FaceCrop]:
     """The crops a verdict is scored from: faces of probability ``min_face_prob`` or more, and faces of at least
     ``track_face_prob`` on a track that holds one of those (None: ``min_face_prob`` alone). Crops off any track
     (track -1) are never scored."""
-    floor = min_face_prob if track_face_prob is None else min(track_face_prob, min_face_prob)
+    floor = score_floor(min_face_prob, track_face_prob)
     confirmed = {c.track for c in crops if c.prob >= min_face_prob}
     return [c for c in crops if c.track >= 0 and (c.prob >= min_face_prob or (c.prob >= floor and c.track in confirmed))]
 

@@ -11,7 +11,9 @@ Here threads share the work, joined by bounded queues:
   depend on the track a face ends in); the caller collects batches in order. Decoding is the slower stage, so
   the downscaling is the face finder's: moved there from the decoder it took 3-5 % off the 1080p clip of
   ``benchmarks/pipeline_speed.py`` and about 4 % off the 10 s 720p one (3 runs of 8 alternated pairs);
-* the **scorer** (one worker) classifies each batch of crops as it arrives.
+* the **scorer** (one worker) classifies each batch of crops as it arrives;
+* once every frame of an input is in, the sequential path's **second look** (:func:`fakelens.faces.second_look`)
+  runs on them in the caller's thread, and only frames whose faces it changes are cropped and scored again.
 
 PyAV, OpenCV, torch and ONNX Runtime release the GIL while they work, so the threads run on separate
 cores. Where the face finder holds the second of two cores and frames are 720p or smaller, the decoder uses
@@ -39,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from fakelens.errors import FakelensError
-from fakelens.faces import FaceCrop, detect_faces, scored_crops
+from fakelens.faces import FaceCrop, detect_faces, score_floor, scored_crops
 from fakelens.media import Frame, SamplingPlan, iter_video, load_frames, media_kind, plan_sampling
 from fakelens.sysinfo import available_cores
 
@@ -222,7 +224,7 @@ def run_input(
             futures.append(scorer.submit(classify, np.stack(crops)))
 
     # Faces under min_face_prob are cropped and scored too when they could be kept (scored_crops decides once tracks are known).
-    floor = detector.min_face_prob if detector.track_face_prob is None else min(detector.min_face_prob, detector.track_face_prob)
+    floor = score_floor(detector.min_face_prob, detector.track_face_prob)
     in_flight: deque[Future] = deque()
     limit = detector.face_threads  # the size of the finders' pool (predict_stream makes it so)
     done = False
