@@ -101,7 +101,7 @@ def main(argv=None) -> int:
             row[f"{name}_hit60"] = sum(a and b for a, b in zip(found, has_ref60))
             row[f"{name}_s"] = round(busy, 3)
         rows.append(row)
-        for key in ("all", row["pool"], row["dataset"]):
+        for key in dict.fromkeys(("all", row["pool"], row["dataset"])):  # a pool and a dataset may share a name
             for field in ("ref", "ref60", "before_hit", "after_hit", "before_hit60", "after_hit60", "before_s", "after_s", "frames"):
                 totals[key][field] += row[field]
         flag = "  <- gained" if row["after_hit"] > row["before_hit"] else ""
