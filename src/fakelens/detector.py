@@ -219,7 +219,7 @@ class Detector:
         Results do not depend on it.
     look_again : look again at full resolution where the downscaled face pass came up short (default True): a
         full-resolution pass on files where few frames have a face, and regions around the tracks in frames
-        that miss them (see :func:`fakelens.faces.second_look`).
+        that miss them (see :func:`fakelens.second_look.second_look`).
     tta : ``"flip"`` scores each crop and its mirror image (mean logit; twice the classifier's work) or ``"none"``
         (default None: the model's own choice, recorded in its checkpoint as ``tta``, else ``"none"``).
     keyframes : ``"never"`` (default) decodes the frames asked for; ``"auto"`` samples a video's keyframes

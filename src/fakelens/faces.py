@@ -43,18 +43,6 @@ PAD_MAX_SIDE = 640
 #: Padding on each side of that canvas, as a fraction of the frame's longer side.
 PAD_FRACTION = 0.25
 
-#: Second look (:meth:`FaceExtractor.second_look`): the side of the region searched again at full resolution
-#: around a face found in a neighbouring frame, in units of that face's box side.
-LOOK_AGAIN_REGION = 3.0
-#: A file where fewer than this share of the sampled frames have a face gets a full-resolution pass...
-FULL_PASS_SHARE = 0.5
-#: ... over at most this many of its faceless frames, spread evenly (the rest are then searched around them).
-FULL_PASS_FRAMES = 8
-
-#: ... and frames the detector does not downscale, with no sure face, are searched again for faces down to this
-#: size (pixels): face-track clips and small videos hold faces of 40-60 px that a 60 px floor misses.
-SMALL_FACE_SIZE = 40
-
 #: ArcFace's 5-point template for a 112x112 face (eyes, nose, mouth corners), the field's usual target.
 ARCFACE_TEMPLATE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
@@ -217,114 +205,6 @@ def detect_faces(
     return faces
 
 
-def _offset(faces: list[Face], dx: float, dy: float) -> list[Face]:
-    """Faces found in a region whose top-left corner is (dx, dy) of the frame, in the frame's pixels."""
-    return [
-        dataclasses.replace(
-            face,
-            box=(face.box[0] + dx, face.box[1] + dy, face.box[2] + dx, face.box[3] + dy),
-            landmarks=tuple((float(x) + dx, float(y) + dy) for x, y in face.landmarks),
-        )
-        for face in faces
-    ]
-
-
-def _near(face: Face, anchor: Face) -> bool:
-    """Whether ``face`` could continue ``anchor``'s track: centres less than one box side apart, as tracks link."""
-    return _centre_distance(face.box, anchor.box) < 1.0
-
-
-def second_look(
-    detector: MTCNN,
-    images: Sequence[np.ndarray],
-    faces_per_frame: Sequence[Sequence[Face]],
-    sure: float = DEFAULT_MIN_FACE_PROB,
-) -> list[list[Face]]:
-    """Faces per frame after looking again, at full resolution, where a downscaled pass came up short.
-
-    A face ~100 px wide in a dim 1080p frame is ~35 px once downscaled to 640, where P-Net and R-Net score
-    low contrast poorly: it is missed in some frames and found unsure (probability under ``sure``, the score
-    ``predict`` needs) in others. So, for frames larger than the detector's ``detection_size`` (nothing is lost
-    on frames it does not downscale):
-
-    1. **Full-resolution pass** on files where fewer than :data:`FULL_PASS_SHARE` of the frames have a sure face:
-       up to :data:`FULL_PASS_FRAMES` of the others, spread evenly, are detected at full resolution.
-    2. **Regions around the tracks**: in every frame with no sure face near a face of the nearest frame before or
-       after it (sure faces where the file has any, else any face), the square of :data:`LOOK_AGAIN_REGION` box
-       sides around that face is detected at full resolution. The most probable face found near it is added, or
-       replaces the frame's unsure face there when it is more probable.
-
-    3. **Small frames** (those it does not downscale) with no sure face: detected again with faces down to
-       :data:`SMALL_FACE_SIZE` px, on the padded canvas and on the frame itself (a face that fills a face-track
-       clip to its edges is found surely without the canvas); these frames are small, so this costs little.
-
-    Frames whose first pass found sure faces keep them unchanged, so most files cost nothing more.
-    """
-    out = [list(faces) for faces in faces_per_frame]
-
-    def is_sure(faces) -> bool:
-        return any(f.prob >= sure for f in faces)
-
-    size = detector.detection_size
-    large = [size is not None and max(img.shape[:2]) > size for img in images]
-    finer = detector.variant(min_face_size=min(detector.min_face_size, SMALL_FACE_SIZE))
-    small = [k for k, faces in enumerate(out) if not large[k] and not is_sure(faces)]
-    if small:
-        # Padded (as the first pass) with the finer floor, and unpadded: a face that fills a small frame to its
-        # edges is found surely without the black canvas around it.
-        padded = detect_faces(finer, [images[k] for k in small]) if finer is not detector else [out[k] for k in small]
-        for k, *tries in zip(small, padded, finer.detect([images[k] for k in small])):
-            for found in tries:
-                if found and max(f.prob for f in found) > max((f.prob for f in out[k]), default=0.0):
-                    out[k] = list(found)
-    if not any(large):
-        return out
-    full = detector.full_resolution()
-
-    if sum(is_sure(f) for f in out) < FULL_PASS_SHARE * len(out):
-        unsure = [k for k, f in enumerate(out) if not is_sure(f) and large[k]]
-        picks = [unsure[round(i)] for i in np.linspace(0, len(unsure) - 1, min(FULL_PASS_FRAMES, len(unsure)))] if unsure else []
-        for k, found in zip(picks, detect_faces(full, [images[k] for k in picks])):
-            if found and max(f.prob for f in found) > max((f.prob for f in out[k]), default=0.0):
-                out[k] = found
-    sources = [k for k, f in enumerate(out) if is_sure(f)] or [k for k, f in enumerate(out) if f]
-    regions: list[np.ndarray] = []
-    owners: list[tuple[int, Face, int, int]] = []  # (frame, anchor, dx, dy) of each region
-    for k in range(len(out)):
-        if not large[k] or not sources:
-            continue
-        before = max((j for j in sources if j < k), default=None)
-        after = min((j for j in sources if j > k), default=None)
-        anchors = [a for j in (before, after) if j is not None for a in out[j] if a.prob >= sure or not is_sure(out[j])]
-        h, w = images[k].shape[:2]
-        for anchor in anchors:
-            if any(_near(face, anchor) and face.prob >= sure for face in out[k]):
-                continue
-            if any(o[0] == k and _near(anchor, o[1]) for o in owners):
-                continue  # the same face, anchored by the frames before and after: one look
-            x1, y1, x2, y2 = square_box(anchor.box, LOOK_AGAIN_REGION - 1.0)
-            x1, y1 = int(max(0, np.floor(x1))), int(max(0, np.floor(y1)))
-            x2, y2 = int(min(w, np.ceil(x2))), int(min(h, np.ceil(y2)))
-            if x2 - x1 < 12 or y2 - y1 < 12:
-                continue
-            regions.append(np.ascontiguousarray(images[k][y1:y2, x1:x2]))
-            owners.append((k, anchor, x1, y1))
-    if regions:
-        for (k, anchor, dx, dy), found in zip(owners, detect_faces(full, regions)):
-            near = [f for f in _offset(found, dx, dy) if _near(f, anchor)]
-            if not near:
-                continue
-            best = max(near, key=lambda f: f.prob)
-            there = [i for i, face in enumerate(out[k]) if _near(face, anchor)]
-            if not there:
-                out[k].append(best)
-            else:
-                i = max(there, key=lambda i: out[k][i].prob)
-                if best.prob > out[k][i].prob:
-                    out[k][i] = best
-    return out
-
-
 def link_tracks(
     faces_per_frame: Sequence[Sequence[Face]],
     min_iou: float = 0.2,
@@ -348,7 +228,7 @@ def link_tracks(
         for i, face in enumerate(faces):
             for track, last in enumerate(last_boxes):
                 iou = box_iou(face.box, last)
-                jump = _centre_distance(face.box, last)
+                jump = centre_distance(face.box, last)
                 if iou >= min_iou:
                     pairs.append((1.0 - iou, i, track))
                 elif jump < max_jump:
@@ -373,7 +253,7 @@ def link_tracks(
     return [[renumber.get(t, -1) for t in ids] for ids in assigned]
 
 
-def _centre_distance(a: Sequence[float], b: Sequence[float]) -> float:
+def centre_distance(a: Sequence[float], b: Sequence[float]) -> float:
     """Distance between box centres, in units of the larger box side."""
     side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1], 1e-6)
     dx = (a[0] + a[2] - b[0] - b[2]) / 2.0
@@ -401,7 +281,7 @@ class FaceExtractor:
     align : rotate and scale each crop so the 5 landmarks sit on a fixed template (default False).
     batch_size : frames given to the detector per call (default 8); smaller uses less memory.
     look_again : look again at full resolution where the detector's downscaled pass came up short (default
-        True; see :func:`second_look`). Nothing changes for a detector without ``detection_size``.
+        True; see :func:`fakelens.second_look.second_look`). Nothing changes for a detector without ``detection_size``.
     sure : the face probability a caller scores (default 0.9, ``Detector``'s ``min_face_prob``): the second look
         searches again where a frame has no face that sure.
     """
@@ -448,9 +328,12 @@ class FaceExtractor:
         return self.second_look(frames, faces)
 
     def second_look(self, frames: Sequence[Frame], faces_per_frame: Sequence[Sequence[Face]]) -> list[list[Face]]:
-        """:func:`second_look` over the faces of every sampled frame of one file (a no-op with ``look_again`` off)."""
+        """:func:`fakelens.second_look.second_look` over the faces of every sampled frame of one file (a no-op with
+        ``look_again`` off)."""
         if not self.look_again:
             return [list(f) for f in faces_per_frame]
+        from fakelens.second_look import second_look
+
         return second_look(self.detector, [f.image for f in frames], faces_per_frame, self.sure)
 
     def extract_frames(self, frames: Sequence[Frame], progress: bool = False) -> list[FaceCrop]:

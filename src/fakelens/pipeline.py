@@ -12,7 +12,7 @@ Here threads share the work, joined by bounded queues:
   the downscaling is the face finder's: moved there from the decoder it took 3-5 % off the 1080p clip of
   ``benchmarks/pipeline_speed.py`` and about 4 % off the 10 s 720p one (3 runs of 8 alternated pairs);
 * the **scorer** (one worker) classifies each batch of crops as it arrives;
-* once every frame of an input is in, the sequential path's **second look** (:func:`fakelens.faces.second_look`)
+* once every frame of an input is in, the sequential path's **second look** (:func:`fakelens.second_look.second_look`)
   runs on them in the caller's thread, and only frames whose faces it changes are cropped and scored again.
 
 PyAV, OpenCV, torch and ONNX Runtime release the GIL while they work, so the threads run on separate
