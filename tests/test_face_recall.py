@@ -20,7 +20,8 @@ from media_support import encode_clip
 from fakelens.constants import DEFAULT_MIN_FACE_PROB
 from fakelens.detector import Detector
 from fakelens.faces import FaceCrop, FaceExtractor, detect_faces, scored_crops
-from fakelens.media import SKIP_HIDDEN, SKIP_NOT_MEDIA, Frame, load_frames, media_kind, walk_media
+from fakelens.folders import SKIP_HIDDEN, SKIP_NOT_MEDIA, walk_media
+from fakelens.media import Frame, load_frames, media_kind
 from fakelens.mtcnn import MTCNN
 from fakelens.second_look import second_look
 

@@ -53,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def expand(paths: list[Path]) -> list[Path]:
     """Files as given (their content decides what they are); folders walked recursively, in sorted order, for
-    every file whose name or first bytes say image or video (:func:`fakelens.media.walk_media`). What a walk
+    every file whose name or first bytes say image or video (:func:`fakelens.folders.walk_media`). What a walk
     leaves out is said on stderr, with the reason."""
-    from fakelens.media import describe_skipped, walk_media
+    from fakelens.folders import describe_skipped, walk_media
 
     found: list[Path] = []
     for path in paths:

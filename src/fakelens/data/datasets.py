@@ -45,7 +45,8 @@ from fakelens.data.records import (
     hash_order,
     posix_relpath,
 )
-from fakelens.media import describe_skipped, suffix_kind, walk_media
+from fakelens.folders import describe_skipped, walk_media
+from fakelens.media import suffix_kind
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ class ScanInput:
 
 
 def _media_in(folder: Path) -> list[Path]:
-    from fakelens.media import describe_skipped, walk_media
+    from fakelens.folders import describe_skipped, walk_media
 
     media, skipped = walk_media(folder)
     if skipped:
